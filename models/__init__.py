@@ -1,0 +1,1 @@
+"""Decision models: plain Python on Polars frames, no Dagster import."""

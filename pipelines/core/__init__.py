@@ -1,0 +1,1 @@
+"""Pure, Dagster-free building blocks: settings, canonical schemas, ingestion and file I/O."""

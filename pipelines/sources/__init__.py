@@ -1,0 +1,1 @@
+"""Sources that write canonical landing files: the synthetic shop and real-format adapters."""
