@@ -1,0 +1,672 @@
+"""Validate canonical landing files and publish them as raw Parquet, quarantining what breaks a rule.
+
+Everything runs in an in-memory DuckDB connection over whole files (never row by row in Python), so
+validation scales with the data and memory stays bounded (DuckDB streams CSV and spills to disk).
+The warehouse file is never opened here: ingestion only writes Parquet, so it never competes for the
+DuckDB writer lock.
+
+Accounting, per file and in total:  rows_in = rows_accepted + rows_quarantined.
+A row breaking several rules is quarantined under the first one, in the order of RULE_ORDER.
+
+Rules (the `rule` column of the quarantine table):
+  malformed_line          the CSV parser could not read the line (wrong number of fields, bad quoting)
+  invalid_encoding        the line is not valid UTF-8
+  header_mismatch         the file's header lacks required canonical columns (every row of the file)
+  required_missing        a required column is empty
+  type_cast_failed        a value does not parse as the column's type (ISO dates, dot decimals)
+  enum_invalid            a value outside the allowed set (status, event, scale, mode, packaging)
+  text_too_long           a text field longer than MAX_TEXT_CHARS
+  future_timestamp        the row's timestamp lies after the run's "now" (plus a day of clock slack)
+  outside_partition       the row's date differs from the day its file was delivered for
+  quantity_positive       order quantity <= 0 (returns are a status, not a negative quantity)
+  price_positive          a price <= 0
+  discount_range          discount < 0 or above the line amount
+  currency_mismatch       an amount in a currency other than the shop's
+  stock_negative          negative on-hand or on-order stock
+  score_range             a review score outside its scale (1-5 stars, 0-10 survey)
+  shipment_values         non-positive distance or weight, negative cost, delivery before shipping
+  unknown_sku             a SKU not in the products snapshot
+  unknown_customer        a customer id not in the customers snapshot
+  duplicate_key           the table key appears earlier in this delivery or in another day already ingested
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.core.schemas import TABLES, Table
+
+MAX_TEXT_CHARS = 5000
+DEMO_PII_KEY = "shoplens-demo-key-not-secret"
+RAW_PART = "part-0.parquet"
+LINEAGE_COLUMNS = ("_source_file", "_source_row")
+QUARANTINE_COLUMNS = ("table_name", "partition_date", "source_file", "source_row", "rule", "detail", "raw_record")
+
+DAY_IN_NAME = re.compile(r"_(\d{4}-\d{2}-\d{2})(?:_[^/]*)?\.csv$")
+
+
+class IngestionError(Exception):
+    """A problem that stops ingestion before anything is written; the message names file and problem."""
+
+
+@dataclass
+class IngestResult:
+    table: str
+    files: list[str] = field(default_factory=list)
+    rows_in: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    by_rule: Counter = field(default_factory=Counter)
+    days_written: list[str] = field(default_factory=list)
+    days_empty: list[str] = field(default_factory=list)
+    examples: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def check_balance(self) -> None:
+        if self.rows_in != self.rows_accepted + self.rows_quarantined:
+            raise AssertionError(
+                f"{self.table}: rows in {self.rows_in} != accepted {self.rows_accepted} "
+                f"+ quarantined {self.rows_quarantined}"
+            )
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def sql_literal(value: str) -> str:
+    """Quote a value as a SQL string literal (file names and settings never reach SQL unquoted)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def pii_key(mode: str, configured: str | None) -> bytes:
+    """The keyed-hash secret: required in production, a fixed public key only for the demo shop."""
+    if configured:
+        return configured.encode()
+    if mode == "production":
+        raise IngestionError(
+            "SHOPLENS_PII_KEY is not set: in production mode personal data is hashed with a secret key "
+            "that must come from the environment (never from the repository). Set SHOPLENS_PII_KEY."
+        )
+    return DEMO_PII_KEY.encode()
+
+
+def hash_personal(values: pl.Series, key: bytes) -> pl.Series:
+    """HMAC-SHA256 of the normalised value (lower-case, trimmed); null stays null.
+
+    The standard library's hmac is used because DuckDB and Polars have no keyed hash.
+    """
+
+    def one(v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        return hmac.new(key, v.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+    return values.map_elements(one, return_dtype=pl.String)
+
+
+def landing_files(landing: Path, table: str, days: list[date] | None) -> list[tuple[Path, date | None]]:
+    """Landing files of a table: daily files for the given days, or the snapshot file."""
+    folder = landing / table
+    if not folder.is_dir():
+        return []
+    if days is None:
+        snap = folder / f"{table}.csv"
+        return [(snap, None)] if snap.exists() else []
+    wanted = {d.isoformat() for d in days}
+    found = []
+    for path in sorted(folder.glob(f"{table}_*.csv")):
+        m = DAY_IN_NAME.search(path.name)
+        if m and m.group(1) in wanted:
+            found.append((path, date.fromisoformat(m.group(1))))
+    return found
+
+
+def sniff_file(path: Path, table: Table) -> tuple[list[str], list[str]]:
+    """Read the header; reject binary files before anything is written. Returns (header, missing)."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if b"\x00" in head:
+        raise IngestionError(
+            f"{path.name}: not a text CSV file (NUL byte at offset {head.index(0)}); "
+            f"nothing was ingested for {table.name}. Remove or replace the file and run again."
+        )
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    first = text.splitlines()[0] if text.strip() else ""
+    header = next(csv.reader(io.StringIO(first)), []) if first else []
+    header = [h.strip() for h in header]
+    missing = [c for c in table.required if c not in header]
+    return header, missing
+
+
+# --------------------------------------------------------------------------------------- validation SQL
+
+
+def _ts_expr(col: str, tz: str) -> str:
+    """Parse ISO timestamps; an explicit offset (or Z) is converted to the shop's local time."""
+    c = quote_ident(col)
+    offset = sql_literal(r"([+-]\d{2}:?\d{2}|Z)$")
+    return (
+        f"CASE WHEN regexp_matches({c}, {offset}) "
+        f"THEN timezone({sql_literal(tz)}, TRY_CAST({c} AS TIMESTAMPTZ)) "
+        f"ELSE TRY_CAST({c} AS TIMESTAMP) END"
+    )
+
+
+def _typed_expr(col: str, dtype: str, tz: str) -> str:
+    c = quote_ident(col)
+    if dtype == "TIMESTAMP":
+        return _ts_expr(col, tz)
+    if dtype == "DATE":
+        return f"TRY_CAST({c} AS DATE)"
+    return f"TRY_CAST({c} AS {dtype})"
+
+
+def _rule_cases(table: Table, ctx: dict) -> list[tuple[str, str, str]]:
+    """(rule, condition over the typed row `t`, SQL detail expression), in precedence order."""
+    rules: list[tuple[str, str, str]] = []
+    cols = table.columns
+    for c in table.required:
+        rules.append(("required_missing", f"v.{quote_ident(c)} IS NULL", sql_literal(f"{c} is empty")))
+    for c, dtype in cols.items():
+        rules.append(
+            (
+                "type_cast_failed",
+                f"v.{quote_ident(c)} IS NOT NULL AND t.{quote_ident(c)} IS NULL",
+                f"{sql_literal(f'{c} is not a valid {dtype}: ')} || v.{quote_ident(c)}",
+            )
+        )
+    for c, allowed in table.enums.items():
+        lst = ", ".join(sql_literal(a) for a in allowed)
+        rules.append(
+            (
+                "enum_invalid",
+                f"t.{quote_ident(c)} IS NOT NULL AND t.{quote_ident(c)} NOT IN ({lst})",
+                f"{sql_literal(c + ' not in (' + ', '.join(allowed) + '): ')} || t.{quote_ident(c)}",
+            )
+        )
+    text_cols = [c for c, d in cols.items() if d == "VARCHAR"]
+    if text_cols:
+        cond = " OR ".join(f"length(coalesce(v.{quote_ident(c)}, '')) > {MAX_TEXT_CHARS}" for c in text_cols)
+        rules.append(("text_too_long", cond, sql_literal(f"a text field is longer than {MAX_TEXT_CHARS} characters")))
+    pc = table.partition_column
+    if pc:
+        now = sql_literal(ctx["now"])
+        rules.append(
+            (
+                "future_timestamp",
+                f"CAST(t.{quote_ident(pc)} AS TIMESTAMP) > CAST({now} AS TIMESTAMP) + INTERVAL 1 DAY",
+                f"{sql_literal(f'{pc} is in the future: ')} || CAST(t.{quote_ident(pc)} AS VARCHAR)",
+            )
+        )
+        rules.append(
+            (
+                "outside_partition",
+                f"v._file_day IS NOT NULL AND CAST(t.{quote_ident(pc)} AS DATE) <> v._file_day",
+                f"{sql_literal(f'{pc} date ')} || CAST(CAST(t.{quote_ident(pc)} AS DATE) AS VARCHAR) "
+                f"|| ' differs from the file day ' || CAST(v._file_day AS VARCHAR)",
+            )
+        )
+    name = table.name
+    if name == "orders":
+        rules += [
+            ("quantity_positive", "t.quantity <= 0", "'quantity must be > 0, got ' || t.quantity"),
+            ("price_positive", "t.unit_price <= 0", "'unit_price must be > 0, got ' || t.unit_price"),
+            (
+                "discount_range",
+                "t.discount < 0 OR t.discount > t.quantity * t.unit_price",
+                "'discount ' || t.discount || ' outside 0..' || (t.quantity * t.unit_price)",
+            ),
+        ]
+        if ctx.get("currency"):
+            cur = sql_literal(ctx["currency"])
+            rules.append(
+                (
+                    "currency_mismatch",
+                    f"upper(t.currency) <> {cur}",
+                    f"'currency ' || t.currency || ' is not the shop currency ' || {cur}",
+                )
+            )
+    if name == "products":
+        rules += [
+            ("price_positive", "t.list_price <= 0", "'list_price must be > 0, got ' || t.list_price"),
+            ("price_positive", "t.unit_cost < 0", "'unit_cost must be >= 0, got ' || t.unit_cost"),
+        ]
+    if name == "competitor_prices":
+        rules.append(("price_positive", "t.price <= 0", "'price must be > 0, got ' || t.price"))
+    if name == "inventory":
+        rules.append(
+            (
+                "stock_negative",
+                "t.on_hand < 0 OR t.on_order < 0",
+                "'negative stock: on_hand ' || t.on_hand || ', on_order ' || coalesce(t.on_order, 0)",
+            )
+        )
+    if name == "reviews":
+        rules.append(
+            (
+                "score_range",
+                "(t.scale = 'stars_1_5' AND t.score NOT BETWEEN 1 AND 5) "
+                "OR (t.scale = 'nps_0_10' AND t.score NOT BETWEEN 0 AND 10)",
+                "'score ' || t.score || ' outside the ' || t.scale || ' scale'",
+            )
+        )
+    if name == "shipments":
+        rules.append(
+            (
+                "shipment_values",
+                "t.distance_km <= 0 OR t.weight_kg <= 0 OR t.cost < 0 OR t.delivered_ts < t.shipped_ts "
+                "OR t.promised_ts < t.shipped_ts",
+                "'distance ' || t.distance_km || ' km, weight ' || t.weight_kg || ' kg, cost ' || "
+                "coalesce(CAST(t.cost AS VARCHAR), '') || ', delivered before shipped or promised before shipped'",
+            )
+        )
+    if ctx.get("products_known") and "sku" in cols and name != "products":
+        rules.append(
+            (
+                "unknown_sku",
+                "t.sku IS NOT NULL AND NOT EXISTS (SELECT 1 FROM known_skus k WHERE k.sku = t.sku)",
+                "'sku ' || t.sku || ' is not in the products snapshot'",
+            )
+        )
+    if ctx.get("customers_known") and "customer_id" in cols and name != "customers":
+        rules.append(
+            (
+                "unknown_customer",
+                "t.customer_id IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM known_customers k WHERE k.customer_id = t.customer_id)",
+                "'customer ' || t.customer_id || ' is not in the customers snapshot'",
+            )
+        )
+    return rules
+
+
+# ------------------------------------------------------------------------------------------- ingestion
+
+
+def ingest(
+    table_name: str,
+    landing: Path,
+    raw_dir: Path,
+    days: list[date] | None = None,
+    *,
+    currency: str | None = None,
+    timezone: str = "Asia/Shanghai",
+    now: datetime | None = None,
+    pii_secret: bytes = DEMO_PII_KEY.encode(),
+    log=None,
+) -> IngestResult:
+    """Ingest one table: `days` for a daily table (the partition range), None for a snapshot table.
+
+    Replaces exactly the given days (or the snapshot) in raw and quarantine, so a re-run of the same
+    partitions gives the same rows and no duplicates. Files are staged in a temporary folder and moved
+    into place with atomic renames after validation; a crash leaves the previous files intact.
+    """
+    table = TABLES[table_name]
+    if table.is_daily and days is None:
+        raise ValueError(f"{table_name} is a daily table: give the days to ingest")
+    say = log or (lambda msg: None)
+    now = now or datetime.now()
+    result = IngestResult(table=table_name)
+    files = landing_files(landing, table_name, days)
+    result.files = [p.name for p, _ in files]
+
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{table_name}-", dir=_ensure(raw_dir)))
+    con = duckdb.connect(config={"preserve_insertion_order": True})
+    try:
+        con.execute(f"SET temp_directory = {sql_literal(str(staging / '_spill'))}")
+        col_list = list(table.columns)
+        # Reference data for referential rules.
+        ctx: dict = {"now": now.strftime("%Y-%m-%d %H:%M:%S"), "currency": currency.upper() if currency else None}
+        if table_name != "products":
+            ctx["products_known"] = _register_known(con, raw_dir, "products", "sku", "known_skus")
+        if table_name not in ("customers", "products"):
+            ctx["customers_known"] = _register_known(con, raw_dir, "customers", "customer_id", "known_customers")
+
+        # 1. Read every file as text, with the parser's rejects kept.
+        good_files: list[tuple[Path, date | None, list[str]]] = []
+        header_rows = []
+        for path, day in files:
+            header, missing = sniff_file(path, table)
+            if not header:
+                result.notes.append(f"{path.name}: empty file (no header), 0 rows")
+                continue
+            if missing:
+                header_rows.append((path, day, header, missing))
+                continue
+            good_files.append((path, day, header))
+        _create_text_table(con, table, good_files)
+        for path, day, header, missing in header_rows:
+            _quarantine_whole_file(con, table, path, day, header, missing)
+
+        # 2. Type and validate in one pass; first failing rule wins.
+        typed = ", ".join(
+            f"{_typed_expr(c, dtype, timezone)} AS {quote_ident(c)}" for c, dtype in table.columns.items()
+        )
+        cases = _rule_cases(table, ctx)
+        rule_sql = " ".join(f"WHEN {cond} THEN {sql_literal(rule)}" for rule, cond, _ in cases)
+        detail_sql = " ".join(f"WHEN {cond} THEN {detail}" for _, cond, detail in cases)
+        typed_struct = ", ".join(
+            f"{quote_ident(c)} := {_typed_expr(c, dtype, timezone)}" for c, dtype in table.columns.items()
+        )
+        # `v.x` is the text as delivered, `t.x` the typed value (a struct column), so a rule can tell
+        # "empty" from "does not parse".
+        con.execute(
+            f"""
+            CREATE TEMP TABLE typed AS
+            SELECT unnest(t), _source_file, _source_row, _file_day, _raw,
+                   CASE {rule_sql} ELSE NULL END AS _rule,
+                   CASE {detail_sql} ELSE NULL END AS _detail
+            FROM (SELECT v.*, struct_pack({typed_struct}) AS t FROM landed v) v
+            """
+        )
+        # Duplicate keys: within this delivery, then against other days already ingested.
+        key = ", ".join(quote_ident(k) for k in table.key)
+        con.execute(
+            f"""
+            UPDATE typed SET _rule = 'duplicate_key',
+                _detail = 'key (' || {sql_literal(", ".join(table.key))} || ') repeats ' || d.first_seen
+            FROM (
+                SELECT _source_file, _source_row,
+                       first_value(_source_file || ' row ' || _source_row) OVER w AS first_seen,
+                       row_number() OVER w AS n
+                FROM typed WHERE _rule IS NULL
+                WINDOW w AS (PARTITION BY {key} ORDER BY _source_file, _source_row)
+            ) d
+            WHERE typed._source_file = d._source_file AND typed._source_row = d._source_row AND d.n > 1
+            """
+        )
+        if table.is_daily:
+            _flag_cross_day_duplicates(con, table, raw_dir, days or [])
+
+        # 3. Personal data: hash, never store raw.
+        accepted_select = ", ".join(quote_ident(c) for c in col_list)
+        # 4. Write accepted and quarantined rows, staged.
+        part_expr = f"CAST({quote_ident(table.partition_column)} AS DATE)" if table.is_daily else "NULL"
+        con.execute(
+            f"""
+            CREATE TEMP TABLE accepted AS
+            SELECT {accepted_select}, _source_file, _source_row::INTEGER AS _source_row
+                   {", " + part_expr + " AS _partition_date" if table.is_daily else ""}
+            FROM typed WHERE _rule IS NULL ORDER BY _source_file, _source_row
+            """
+        )
+        con.execute(
+            f"""
+            CREATE TEMP TABLE quarantined AS
+            SELECT {sql_literal(table_name)} AS table_name,
+                   coalesce(_file_day, TRY_CAST({part_expr} AS DATE)) AS partition_date,
+                   _source_file AS source_file, _source_row::INTEGER AS source_row,
+                   _rule AS rule, _detail AS detail, _raw AS raw_record
+            FROM typed WHERE _rule IS NOT NULL
+            UNION ALL
+            SELECT {sql_literal(table_name)}, file_day, source_file, source_row, rule, detail, raw_record
+            FROM rejects_q
+            ORDER BY source_file, source_row
+            """
+        )
+        result.rows_in = con.sql("SELECT count(*) FROM landed").fetchall()[0][0] + con.sql(
+            "SELECT count(*) FROM rejects_q"
+        ).fetchall()[0][0]
+        result.rows_accepted = con.sql("SELECT count(*) FROM accepted").fetchall()[0][0]
+        result.rows_quarantined = con.sql("SELECT count(*) FROM quarantined").fetchall()[0][0]
+        for rule, n in con.sql("SELECT rule, count(*) FROM quarantined GROUP BY rule ORDER BY rule").fetchall():
+            result.by_rule[rule] = n
+        result.examples = [
+            dict(zip(["source_file", "source_row", "rule", "detail"], r, strict=True))
+            for r in con.sql(
+                "SELECT source_file, source_row, rule, detail FROM quarantined "
+                "QUALIFY row_number() OVER (PARTITION BY rule ORDER BY source_file, source_row) <= 3 "
+                "ORDER BY rule, source_file, source_row"
+            ).fetchall()
+        ]
+        result.check_balance()
+
+        accepted = con.sql("SELECT * FROM accepted").pl()
+        if table.personal:
+            accepted = _hash_personal_columns(con, accepted, table, pii_secret)
+        quarantined = con.sql("SELECT * FROM quarantined").pl()
+        if table.personal:
+            quarantined = quarantined.with_columns(
+                pl.col("raw_record").map_elements(
+                    lambda s: _scrub_raw_record(s, table.personal, pii_secret), return_dtype=pl.String
+                )
+            )
+        _publish(table, raw_dir, staging, accepted, quarantined, days, result)
+        say(
+            f"{table_name}: {len(files)} file(s), {result.rows_in} rows in, {result.rows_accepted} accepted, "
+            f"{result.rows_quarantined} quarantined"
+        )
+        return result
+    finally:
+        con.close()
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _register_known(con: duckdb.DuckDBPyConnection, raw_dir: Path, table: str, col: str, name: str) -> bool:
+    snap = raw_dir / table / "snapshot" / RAW_PART
+    if not snap.exists():
+        return False
+    con.execute(
+        f"CREATE TEMP TABLE {name} AS SELECT DISTINCT {quote_ident(col)} AS {quote_ident(col)} "
+        f"FROM read_parquet({sql_literal(str(snap))})"
+    )
+    return True
+
+
+def _create_text_table(con: duckdb.DuckDBPyConnection, table: Table, files: list) -> None:
+    """Load files as VARCHAR columns with file and row lineage; unreadable lines go to rejects_q."""
+    cols_def = ", ".join(f"{quote_ident(c)} VARCHAR" for c in table.columns)
+    con.execute(
+        f"CREATE TEMP TABLE landed ({cols_def}, _source_file VARCHAR, _source_row BIGINT, _file_day DATE, _raw VARCHAR)"
+    )
+    con.execute(
+        "CREATE TEMP TABLE rejects_q (file_day DATE, source_file VARCHAR, source_row INTEGER, "
+        "rule VARCHAR, detail VARCHAR, raw_record VARCHAR)"
+    )
+    for path, day, header in files:
+        # One file at a time keeps exact line numbers; each read streams in DuckDB.
+        columns = {h: "VARCHAR" for h in header}
+        rejects = f"rej_{uuid.uuid4().hex[:8]}"
+        scans = f"scan_{uuid.uuid4().hex[:8]}"
+        con.execute(
+            f"""
+            CREATE TEMP TABLE file_rows AS
+            SELECT * FROM read_csv({sql_literal(str(path))}, header = true, columns = {_struct(columns)},
+                auto_detect = false, delim = ',', quote = '"', escape = '"', strict_mode = true,
+                store_rejects = true, rejects_table = {sql_literal(rejects)}, rejects_scan = {sql_literal(scans)},
+                max_line_size = 10000000)
+            """
+        )
+        present = [c for c in table.columns if c in header]
+        select_cols = ", ".join(
+            f"NULLIF(trim({quote_ident(c)}), '') AS {quote_ident(c)}" if c in present else f"NULL AS {quote_ident(c)}"
+            for c in table.columns
+        )
+        raw_json = "to_json(struct_pack(" + ", ".join(f"{quote_ident(h)} := {quote_ident(h)}" for h in header) + "))::VARCHAR"
+        day_sql = f"DATE {sql_literal(day.isoformat())}" if day else "NULL::DATE"
+        # The parser can report several errors for one line: keep the first per line.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {rejects}_1 AS SELECT * FROM {rejects} "
+            f"QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx NULLS LAST) = 1"
+        )
+        rejects = f"{rejects}_1"
+        reject_lines = [r[0] for r in con.sql(f"SELECT line FROM {rejects} ORDER BY line").fetchall()]
+        # Data line numbers of the accepted rows: every line after the header that was not rejected,
+        # in file order (exact for files without line breaks inside quoted fields).
+        con.execute(
+            f"""
+            INSERT INTO landed
+            WITH numbered AS (SELECT *, row_number() OVER () AS _k FROM (SELECT * FROM file_rows ORDER BY rowid)),
+            lines AS (
+                SELECT n AS line, row_number() OVER (ORDER BY n) AS _k
+                FROM range(2, (SELECT count(*) FROM file_rows) + {len(reject_lines)} + 2) r(n)
+                WHERE n NOT IN (SELECT line FROM {rejects})
+            )
+            SELECT {select_cols}, {sql_literal(path.name)}, l.line - 1, {day_sql}, {raw_json}
+            FROM numbered JOIN lines l USING (_k)
+            ORDER BY _k
+            """
+        )
+        con.execute(
+            f"""
+            INSERT INTO rejects_q
+            SELECT {day_sql}, {sql_literal(path.name)}, line - 1,
+                   CASE WHEN error_type ILIKE '%UNICODE%' OR error_type ILIKE '%ENCODING%' THEN 'invalid_encoding'
+                        ELSE 'malformed_line' END,
+                   'line ' || line || ': ' || error_message,
+                   to_json(struct_pack(csv_line := csv_line))::VARCHAR
+            FROM {rejects}
+            """
+        )
+        con.execute(
+            f"DROP TABLE file_rows; DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {rejects[:-2]}; "
+            f"DROP TABLE IF EXISTS {scans}"
+        )
+
+
+def _struct(columns: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in columns.items()) + "}"
+
+
+def _quarantine_whole_file(con, table: Table, path: Path, day: date | None, header: list[str], missing: list[str]) -> None:
+    """A file whose header lacks required columns: every data row is quarantined, none is lost."""
+    text = path.read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    detail = f"header lacks required column(s) {', '.join(missing)}; found {', '.join(header)}"
+    con.executemany(
+        "INSERT INTO rejects_q VALUES (?, ?, ?, 'header_mismatch', ?, ?)",
+        [
+            (day, path.name, i, detail, json.dumps(dict(zip(header, r, strict=False)), ensure_ascii=False))
+            for i, r in enumerate(rows, start=1)
+        ],
+    )
+
+
+def _flag_cross_day_duplicates(con, table: Table, raw_dir: Path, days: list[date]) -> None:
+    """Keys already ingested under another day than the ones being replaced are duplicates."""
+    existing = sorted(
+        p for p in (raw_dir / table.name).glob(f"date=*/{RAW_PART}") if p.parent.name[5:] not in {d.isoformat() for d in days}
+    )
+    if not existing:
+        return
+    file_list = "[" + ", ".join(sql_literal(str(p)) for p in existing) + "]"
+    on = " AND ".join(f"e.{quote_ident(k)} IS NOT DISTINCT FROM typed.{quote_ident(k)}" for k in table.key)
+    keys = ", ".join(quote_ident(k) for k in table.key)
+    con.execute(
+        f"""
+        UPDATE typed SET _rule = 'duplicate_key',
+            _detail = 'key (' || {sql_literal(", ".join(table.key))} || ') already ingested for ' || e._partition_date
+        FROM (SELECT DISTINCT {keys}, _partition_date FROM read_parquet({file_list})) e
+        WHERE typed._rule IS NULL AND {on}
+        """
+    )
+
+
+def _hash_personal_columns(con, accepted: pl.DataFrame, table: Table, key: bytes) -> pl.DataFrame:
+    """Replace email/phone/name read from the landing files by keyed hashes (columns <x>_hash)."""
+    fields = ", ".join(
+        f"json_extract_string(_raw, {sql_literal('$.' + c)}) AS {quote_ident(c)}" for c in table.personal
+    )
+    extra = con.sql(
+        f"SELECT _source_file, _source_row::INTEGER AS _source_row, {fields} FROM typed WHERE _rule IS NULL"
+    ).pl()
+    extra = extra.with_columns([hash_personal(extra[c], key).alias(f"{c}_hash") for c in table.personal])
+    return accepted.join(
+        extra.select(["_source_file", "_source_row", *[f"{c}_hash" for c in table.personal]]),
+        on=["_source_file", "_source_row"],
+        how="left",
+    )
+
+
+def _scrub_raw_record(record: str | None, personal: tuple[str, ...], key: bytes) -> str | None:
+    """Quarantined rows keep their raw record for repair, but personal fields are hashed there too."""
+    if record is None:
+        return None
+    try:
+        obj = json.loads(record)
+    except ValueError:
+        return record
+    if isinstance(obj, dict):
+        for k in personal:
+            if obj.get(k):
+                obj[k] = "hash:" + hmac.new(key, str(obj[k]).strip().lower().encode(), hashlib.sha256).hexdigest()
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _write_parquet_atomic(frame: pl.DataFrame, target: Path, staging: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = staging / f"{uuid.uuid4().hex}.parquet"
+    frame.write_parquet(tmp, compression="zstd", statistics=True)
+    os.replace(tmp, target)
+
+
+def _publish(
+    table: Table,
+    raw_dir: Path,
+    staging: Path,
+    accepted: pl.DataFrame,
+    quarantined: pl.DataFrame,
+    days: list[date] | None,
+    result: IngestResult,
+) -> None:
+    """Replace the given days (or the snapshot) with the new files: one atomic rename per file."""
+    base = raw_dir / table.name
+    qbase = raw_dir / "_quarantine" / table.name
+    if not table.is_daily:
+        _write_parquet_atomic(accepted, base / "snapshot" / RAW_PART, staging)
+        _write_parquet_atomic(quarantined, qbase / "snapshot" / RAW_PART, staging)
+        result.days_written = ["snapshot"]
+        return
+    by_day = {d[0]: f for d, f in accepted.partition_by("_partition_date", as_dict=True).items()} if accepted.height else {}
+    q_by_day = (
+        {d[0]: f for d, f in quarantined.partition_by("partition_date", as_dict=True).items()} if quarantined.height else {}
+    )
+    for day in days or []:
+        target = base / f"date={day.isoformat()}" / RAW_PART
+        frame = by_day.get(day)
+        if frame is not None and frame.height:
+            _write_parquet_atomic(frame, target, staging)
+            result.days_written.append(day.isoformat())
+        else:
+            if target.exists():
+                target.unlink()
+            result.days_empty.append(day.isoformat())
+        qtarget = qbase / f"date={day.isoformat()}" / RAW_PART
+        qframe = q_by_day.get(day)
+        if qframe is not None and qframe.height:
+            _write_parquet_atomic(qframe, qtarget, staging)
+        elif qtarget.exists():
+            qtarget.unlink()
+    # Quarantined rows whose day could not be read (bad timestamps in an undated file) are kept too.
+    undated = q_by_day.get(None)
+    if undated is not None and undated.height:
+        _write_parquet_atomic(undated, qbase / "undated" / f"{'_'.join(result.files) or 'none'}.parquet"[:200], staging)
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

@@ -1,0 +1,22 @@
+"""The one Definitions object of the shoplens code location."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.assets.ingest import ingest_assets, ingest_checks
+from pipelines.assets.transform import dbt_resource, shoplens_dbt_models
+from pipelines.core.settings import export_env
+from pipelines.jobs import all_jobs, schedules
+from pipelines.sensors import landing_sensor
+
+export_env()
+
+defs = dg.Definitions(
+    assets=[*ingest_assets, shoplens_dbt_models],
+    asset_checks=ingest_checks,
+    jobs=all_jobs,
+    schedules=schedules,
+    sensors=[landing_sensor],
+    resources={"dbt": dbt_resource},
+)
