@@ -1,6 +1,5 @@
 """Jobs and the nightly schedule, named the way an analyst talks about them."""
 
-from __future__ import annotations
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo

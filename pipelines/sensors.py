@@ -5,7 +5,6 @@ restarted daemon, a re-delivered file or a cleared cursor all end in the same pl
 (day + newest file time) keeps one delivery from starting two runs.
 """
 
-from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path

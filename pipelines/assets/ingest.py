@@ -6,13 +6,10 @@ tables (products, customers) are full snapshots. Ingestion never opens the DuckD
 runs outside the writer pool.
 """
 
-from __future__ import annotations
 
-import json
 from datetime import date
 
 import dagster as dg
-import polars as pl
 
 from pipelines.core.expectations import read_partitions, validate_frame
 from pipelines.core.ingest import IngestionError, IngestResult, ingest, pii_key
@@ -84,7 +81,6 @@ def _daily_asset(table: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=["raw", table],
-        name=f"raw_{table}",
         group_name="ingest",
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -110,7 +106,6 @@ def _snapshot_asset(table: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=["raw", table],
-        name=f"raw_{table}",
         group_name="ingest",
         kinds={"duckdb", "parquet", "polars"},
         owners=OWNERS,
@@ -165,4 +160,4 @@ reference_ingest_assets = [_snapshot_asset(t) for t in REFERENCE_TABLES]
 ingest_assets = reference_ingest_assets + daily_ingest_assets
 ingest_checks = [_gx_check(t) for t in (*REFERENCE_TABLES, *DAILY_TABLES)]
 
-__all__ = ["ingest_assets", "ingest_checks", "daily_ingest_assets", "reference_ingest_assets", "json", "pl"]
+

@@ -5,9 +5,10 @@ this module. dbt sources carry `meta.dagster.asset_key` = ["raw", <table>], so t
 from the ingestion assets to the marts. All models share one op and one slot of the `duckdb_writer` pool.
 """
 
-from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -65,4 +66,6 @@ def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(args, context=context).stream()
 
 
-dbt_resource = DbtCliResource(project_dir=dbt_project)
+# The dbt beside this interpreter (the project venv), so the UI and tests work without an activated venv.
+_DBT = Path(sys.executable).parent / "dbt"
+dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=str(_DBT) if _DBT.exists() else "dbt")
