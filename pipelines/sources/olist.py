@@ -126,7 +126,9 @@ def land(input_dir: Path, landing_dir: Path, encoding: str | None = None) -> Lan
     report.rows_in["shipments"] = orders_raw.height
     writer.quarantine(
         "shipments",
-        dup_orders.with_columns(rule=pl.lit("duplicate_order_id"), detail=pl.lit("order_id repeated in orders file")),
+        dup_orders.with_columns(
+            rule=pl.lit("duplicate_order_id"), detail=pl.lit("order_id repeated in orders file")
+        ),
         ORDER_RAW,
     )
 
@@ -148,10 +150,20 @@ def land(input_dir: Path, landing_dir: Path, encoding: str | None = None) -> Lan
 
 
 ORDER_RAW = ["order_id", "customer_id", "order_status", "order_purchase_timestamp"]
-ITEM_RAW = ["order_id", "order_item_id", "product_id", "seller_id", "shipping_limit_date", "price", "freight_value"]
+ITEM_RAW = [
+    "order_id",
+    "order_item_id",
+    "product_id",
+    "seller_id",
+    "shipping_limit_date",
+    "price",
+    "freight_value",
+]
 
 
-def _land_orders(writer: LandingWriter, raw: dict[str, pl.DataFrame | None], orders: pl.DataFrame) -> pl.DataFrame:
+def _land_orders(
+    writer: LandingWriter, raw: dict[str, pl.DataFrame | None], orders: pl.DataFrame
+) -> pl.DataFrame:
     """Order lines from item lines; returns the landed item lines (typed) for products and shipments."""
     items_raw = raw["items"]
     assert items_raw is not None
@@ -171,9 +183,17 @@ def _land_orders(writer: LandingWriter, raw: dict[str, pl.DataFrame | None], ord
 
     items = items.with_columns(
         first_rule(
-            (pl.col("_known").is_null(), "unknown_order", pl.format("order_id {} not in orders file", pl.col("order_id"))),
+            (
+                pl.col("_known").is_null(),
+                "unknown_order",
+                pl.format("order_id {} not in orders file", pl.col("order_id")),
+            ),
             (pl.col("sku").is_null(), "missing_product", "product_id empty"),
-            (pl.col("line_no").is_null(), "unparseable_line_no", pl.col("order_item_id").fill_null("<empty>")),
+            (
+                pl.col("line_no").is_null(),
+                "unparseable_line_no",
+                pl.col("order_item_id").fill_null("<empty>"),
+            ),
             (pl.col("unit_price").is_null(), "unparseable_price", pl.col("price").fill_null("<empty>")),
             (pl.col("unit_price") <= 0, "price_positive", pl.format("price {} <= 0", pl.col("price"))),
             (pl.col("purchase_ts").is_null(), "unparseable_timestamp", "order_purchase_timestamp unreadable"),
@@ -215,9 +235,7 @@ def _land_customers(writer: LandingWriter, customers_raw: pl.DataFrame, orders: 
     rows = customers_raw.with_columns(
         person_id=pl.col("customer_unique_id").str.strip_chars(),
         region=pl.col("customer_state").str.strip_chars().str.to_uppercase(),
-    ).join(
-        orders.group_by("customer_id").agg(pl.col("purchase_ts").min()), on="customer_id", how="left"
-    )
+    ).join(orders.group_by("customer_id").agg(pl.col("purchase_ts").min()), on="customer_id", how="left")
     missing = rows.filter(pl.col("person_id").is_null()).with_columns(
         rule=pl.lit("missing_customer_unique_id"), detail=pl.lit("customer_unique_id empty")
     )
@@ -262,7 +280,9 @@ def _land_products(writer: LandingWriter, raw: dict[str, pl.DataFrame | None], i
         products_raw.with_columns(
             sku=pl.col("product_id").str.strip_chars(),
             product_category_name=pl.col("product_category_name").str.strip_chars(),
-            weight_kg=(pl.col("product_weight_g").str.strip_chars().cast(pl.Float64, strict=False) / 1000.0).round(4),
+            weight_kg=(
+                pl.col("product_weight_g").str.strip_chars().cast(pl.Float64, strict=False) / 1000.0
+            ).round(4),
         )
         .join(translation, on="product_category_name", how="left")
         .join(prices, on="sku", how="left")
@@ -305,7 +325,9 @@ def _geo_points(geo_raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         lat=pl.col("geolocation_lat").cast(pl.Float64, strict=False),
         lng=pl.col("geolocation_lng").cast(pl.Float64, strict=False),
     ).filter(
-        pl.col("lat").is_between(*BRAZIL_LAT) & pl.col("lng").is_between(*BRAZIL_LNG) & pl.col("zip").is_not_null()
+        pl.col("lat").is_between(*BRAZIL_LAT)
+        & pl.col("lng").is_between(*BRAZIL_LNG)
+        & pl.col("zip").is_not_null()
     )
     by_zip = geo.group_by("zip").agg(pl.col("lat").mean(), pl.col("lng").mean()).sort("zip")
     by_state = (
@@ -364,7 +386,10 @@ def _land_shipments(
         w=pl.col("product_width_cm").cast(pl.Float64, strict=False),
     ).unique("sku", keep="first")
     box_kg = pl.coalesce(
-        2 * (pl.col("l") * pl.col("w") + pl.col("l") * pl.col("h") + pl.col("w") * pl.col("h")) / 10_000 * BOARD_KG_PER_M2,
+        2
+        * (pl.col("l") * pl.col("w") + pl.col("l") * pl.col("h") + pl.col("w") * pl.col("h"))
+        / 10_000
+        * BOARD_KG_PER_M2,
         pl.lit(DEFAULT_BOX_KG),
     )
     per_order = (
@@ -387,7 +412,9 @@ def _land_shipments(
     ship = _locate(_locate(ship, "seller", by_zip, by_state), "customer", by_zip, by_state)
     ship = ship.with_columns(
         distance_km=pl.max_horizontal(
-            _haversine_km(pl.col("seller_lat"), pl.col("seller_lng"), pl.col("customer_lat"), pl.col("customer_lng")),
+            _haversine_km(
+                pl.col("seller_lat"), pl.col("seller_lng"), pl.col("customer_lat"), pl.col("customer_lng")
+            ),
             pl.lit(MIN_DISTANCE_KM),
         ).round(3)
     )
@@ -449,11 +476,18 @@ def _land_reviews(writer: LandingWriter, reviews_raw: pl.DataFrame, orders: pl.D
         score=pl.col("review_score").str.strip_chars().cast(pl.Int64, strict=False),
         created_ts=_ts("review_creation_date"),
         text=pl.concat_str(
-            [pl.col("review_comment_title").str.strip_chars(), pl.col("review_comment_message").str.strip_chars()],
+            [
+                pl.col("review_comment_title").str.strip_chars(),
+                pl.col("review_comment_message").str.strip_chars(),
+            ],
             separator=": ",
             ignore_nulls=True,
         ),
-    ).join(orders.select("order_id", customer_id=pl.col("person_id"), _known=pl.lit(True)), on="order_id", how="left")
+    ).join(
+        orders.select("order_id", customer_id=pl.col("person_id"), _known=pl.lit(True)),
+        on="order_id",
+        how="left",
+    )
     first_at = pl.col(ROW_COLUMN).first().over("review_id")
     reviews = reviews.with_columns(
         first_rule(
@@ -466,7 +500,11 @@ def _land_reviews(writer: LandingWriter, reviews_raw: pl.DataFrame, orders: pl.D
             (~pl.col("score").is_between(1, 5), "score_range", pl.col("review_score").fill_null("<empty>")),
             (pl.col("score").is_null(), "score_range", pl.col("review_score").fill_null("<empty>")),
             (pl.col("created_ts").is_null(), "unparseable_timestamp", "review_creation_date unreadable"),
-            (pl.col("_known").is_null(), "unknown_order", pl.format("order_id {} not in orders file", pl.col("order_id"))),
+            (
+                pl.col("_known").is_null(),
+                "unknown_order",
+                pl.format("order_id {} not in orders file", pl.col("order_id")),
+            ),
         ),
         scale=pl.lit("stars_1_5"),
         text=pl.when(pl.col("text") == "").then(None).otherwise(pl.col("text")),

@@ -63,7 +63,9 @@ RAW_COLUMNS = ["Name", *ORDER_LEVEL, *LINE_COLUMNS]
 def _input_files(input_path: Path) -> list[Path]:
     if input_path.is_file():
         return [input_path]
-    files = sorted(p for p in input_path.iterdir() if p.is_file() and p.name.lower().endswith((".csv", ".csv.gz")))
+    files = sorted(
+        p for p in input_path.iterdir() if p.is_file() and p.name.lower().endswith((".csv", ".csv.gz"))
+    )
     if not files:
         raise FileNotFoundError(f"{input_path}: no Shopify orders export (.csv) found")
     return files
@@ -95,7 +97,11 @@ def _timezone_name(offsets: list[str]) -> tuple[str, str | None]:
         return "UTC", "Created at has no UTC offset: timestamps taken as UTC"
     offset, _ = counts.most_common(1)[0]
     sign, hours, minutes = offset[0], int(offset[1:3]), int(offset[3:5])
-    note = None if len(counts) == 1 else f"several UTC offsets {sorted(counts)} (daylight saving): wall-clock kept"
+    note = (
+        None
+        if len(counts) == 1
+        else f"several UTC offsets {sorted(counts)} (daylight saving): wall-clock kept"
+    )
     if minutes or hours == 0:
         return ("UTC" if hours == 0 and not minutes else f"UTC{offset}"), note
     return f"Etc/GMT{'-' if sign == '+' else '+'}{hours}", note
@@ -108,7 +114,11 @@ def land(input_dir: Path, landing_dir: Path, encoding: str | None = None) -> Lan
     # Forward-filled copies (`_o_<column>`) so that side files keep the row exactly as exported.
     rows = rows.with_columns(
         [
-            pl.col(c).str.strip_chars().fill_null(strategy="forward").over([FILE_COLUMN, "Name"]).alias(f"_o_{c}")
+            pl.col(c)
+            .str.strip_chars()
+            .fill_null(strategy="forward")
+            .over([FILE_COLUMN, "Name"])
+            .alias(f"_o_{c}")
             for c in ORDER_LEVEL
         ]
     ).with_columns(
@@ -138,7 +148,9 @@ def land(input_dir: Path, landing_dir: Path, encoding: str | None = None) -> Lan
             separator="-",
             ignore_nulls=True,
         ),
-        status=pl.when(_o("Cancelled at").is_not_null() | (_o("Financial Status").str.to_lowercase() == "voided"))
+        status=pl.when(
+            _o("Cancelled at").is_not_null() | (_o("Financial Status").str.to_lowercase() == "voided")
+        )
         .then(pl.lit("cancelled"))
         .when(_o("Financial Status").str.to_lowercase() == "refunded")
         .then(pl.lit("returned"))
@@ -164,10 +176,26 @@ def land(input_dir: Path, landing_dir: Path, encoding: str | None = None) -> Lan
             (pl.col("order_id").is_null(), "missing_order_name", "Name empty"),
             (pl.col("order_ts").is_null(), "unparseable_timestamp", _o("Created at").fill_null("<empty>")),
             (pl.col("currency").is_null(), "missing_currency", "Currency empty on the order's first row"),
-            (pl.col("quantity").is_null(), "unparseable_quantity", pl.col("Lineitem quantity").fill_null("<empty>")),
-            (pl.col("quantity") <= 0, "quantity_positive", pl.format("Lineitem quantity {}", pl.col("quantity"))),
-            (pl.col("unit_price").is_null(), "unparseable_price", pl.col("Lineitem price").fill_null("<empty>")),
-            (pl.col("unit_price") <= 0, "price_positive", pl.format("Lineitem price {} <= 0", pl.col("Lineitem price"))),
+            (
+                pl.col("quantity").is_null(),
+                "unparseable_quantity",
+                pl.col("Lineitem quantity").fill_null("<empty>"),
+            ),
+            (
+                pl.col("quantity") <= 0,
+                "quantity_positive",
+                pl.format("Lineitem quantity {}", pl.col("quantity")),
+            ),
+            (
+                pl.col("unit_price").is_null(),
+                "unparseable_price",
+                pl.col("Lineitem price").fill_null("<empty>"),
+            ),
+            (
+                pl.col("unit_price") <= 0,
+                "price_positive",
+                pl.format("Lineitem price {} <= 0", pl.col("Lineitem price")),
+            ),
         )
     )
     bad, lines = split_by_rule(rows)
@@ -180,7 +208,9 @@ def land(input_dir: Path, landing_dir: Path, encoding: str | None = None) -> Lan
     lines = lines.with_columns(
         _cum=(order_discount * value.cum_sum().over(FILE_COLUMN, "order_id") / total).round(2)
     ).with_columns(
-        discount=(pl.col("_cum") - pl.col("_cum").shift(1, fill_value=0.0).over(FILE_COLUMN, "order_id")).round(2)
+        discount=(
+            pl.col("_cum") - pl.col("_cum").shift(1, fill_value=0.0).over(FILE_COLUMN, "order_id")
+        ).round(2)
     )
     lines = lines.with_columns(
         pl.when(pl.col("email").is_null()).then(None).otherwise(pl.col("customer_id")).alias("customer_id"),

@@ -1,0 +1,44 @@
+{# One row per order, rolled up from the line fact (the single place where revenue is defined). #}
+with
+
+lines as (
+
+    select * from {{ ref('fct_order_lines') }}
+
+),
+
+ranked as (
+
+    select
+        lines.*,
+        row_number() over (partition by order_id order by line_amount desc, line_no) as value_rank
+    from lines
+
+),
+
+orders as (
+
+    select
+        order_id,
+        max(customer_id) as customer_id,
+        min(order_ts) as order_ts,
+        min(order_date) as order_date,
+        max(channel) as channel,
+        max(region) as region,
+        max(currency) as currency,
+        count(*) as lines,
+        cast(sum(case when is_cancelled then 1 else 0 end) as {{ dbt.type_bigint() }}) as cancelled_lines,
+        cast(sum(case when is_returned then 1 else 0 end) as {{ dbt.type_bigint() }}) as returned_lines,
+        cast(sum(demand_units) as {{ dbt.type_bigint() }}) as units,
+        sum(case when is_cancelled then 0 else line_amount end) as gross_revenue,
+        sum(net_revenue) as net_revenue,
+        max(case when value_rank = 1 then category end) as main_category
+    from ranked
+    group by order_id
+
+)
+
+select
+    orders.*,
+    cancelled_lines < lines as is_purchase
+from orders

@@ -1,0 +1,85 @@
+{#
+  Session funnel per channel, device and day. A session is attributed to the channel, device and day of
+  its first event; it "reaches" a step when it has at least one event of that step.
+#}
+with
+
+events as (
+
+    select * from {{ ref('stg_raw__traffic') }}
+
+),
+
+first_events as (
+
+    select
+        session_id,
+        channel,
+        device,
+        cast(event_ts as date) as session_date
+    from (
+        select
+            events.*,
+            row_number() over (partition by session_id order by event_ts, event_type, sku) as event_number
+        from events
+    ) as numbered
+    where event_number = 1
+
+),
+
+sessions as (
+
+    select
+        session_id,
+        max(case when event_type = 'view' then 1 else 0 end) as has_view,
+        max(case when event_type = 'cart' then 1 else 0 end) as has_cart,
+        max(case when event_type = 'checkout' then 1 else 0 end) as has_checkout,
+        max(case when event_type = 'purchase' then 1 else 0 end) as has_purchase,
+        cast(sum(case when event_type = 'view' then 1 else 0 end) as {{ dbt.type_bigint() }}) as views,
+        cast(sum(case when event_type = 'cart' then 1 else 0 end) as {{ dbt.type_bigint() }}) as carts,
+        cast(sum(case when event_type = 'checkout' then 1 else 0 end) as {{ dbt.type_bigint() }}) as checkouts,
+        cast(sum(case when event_type = 'purchase' then 1 else 0 end) as {{ dbt.type_bigint() }}) as purchases
+    from events
+    group by session_id
+
+),
+
+daily as (
+
+    select
+        first_events.session_date,
+        first_events.channel,
+        first_events.device,
+        count(*) as sessions,
+        cast(sum(sessions.has_view) as {{ dbt.type_bigint() }}) as view_sessions,
+        cast(sum(sessions.has_cart) as {{ dbt.type_bigint() }}) as cart_sessions,
+        cast(sum(sessions.has_checkout) as {{ dbt.type_bigint() }}) as checkout_sessions,
+        cast(sum(sessions.has_purchase) as {{ dbt.type_bigint() }}) as purchase_sessions,
+        cast(sum(sessions.views) as {{ dbt.type_bigint() }}) as views,
+        cast(sum(sessions.carts) as {{ dbt.type_bigint() }}) as carts,
+        cast(sum(sessions.checkouts) as {{ dbt.type_bigint() }}) as checkouts,
+        cast(sum(sessions.purchases) as {{ dbt.type_bigint() }}) as purchases
+    from sessions
+    inner join first_events on sessions.session_id = first_events.session_id
+    group by first_events.session_date, first_events.channel, first_events.device
+
+)
+
+select
+    session_date,
+    coalesce(channel, 'unknown') as channel,
+    coalesce(device, 'unknown') as device,
+    sessions,
+    view_sessions,
+    cart_sessions,
+    checkout_sessions,
+    purchase_sessions,
+    views,
+    carts,
+    checkouts,
+    purchases,
+    round({{ shoplens.safe_divide('cart_sessions', 'view_sessions') }}, 4) as view_to_cart_rate,
+    round({{ shoplens.safe_divide('checkout_sessions', 'cart_sessions') }}, 4) as cart_to_checkout_rate,
+    round({{ shoplens.safe_divide('purchase_sessions', 'checkout_sessions') }}, 4) as checkout_to_purchase_rate,
+    round({{ shoplens.safe_divide('purchase_sessions', 'sessions') }}, 4) as session_conversion_rate
+from daily
