@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.assets.customers import customer_assets
 from pipelines.assets.ingest import ingest_assets, ingest_checks
 from pipelines.assets.transform import dbt_resource, shoplens_dbt_models
 from pipelines.core.settings import export_env
@@ -13,7 +14,7 @@ from pipelines.sensors import landing_sensor
 export_env()
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, shoplens_dbt_models],
+    assets=[*ingest_assets, shoplens_dbt_models, *customer_assets],
     asset_checks=ingest_checks,
     jobs=all_jobs,
     schedules=schedules,

@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 from pipelines.core.settings import export_env
@@ -47,27 +48,43 @@ def land_source(source: str, input_dir: Path | None, scale: str, force: bool) ->
     return read_manifest(settings.landing_dir) or {}
 
 
-def run_pipeline(manifest: dict) -> bool:
-    """Materialize the nightly job over the landed date range in one run; True on success."""
+def run_pipeline(manifest: dict, instance=None) -> bool:
+    """Load the landed history, then run the nightly job for the newest day; True on success.
+
+    The history goes through `pipelines.backfill.bulk_ingest` (the ingestion assets' own code without
+    per-partition bookkeeping); the Dagster run then ingests the newest day and builds everything
+    downstream: dbt marts with their tests, forecasts, decisions and the report. `instance` defaults
+    to $DAGSTER_HOME, so the run shows in the UI; tests pass an ephemeral one.
+    """
     import dagster as dg
 
+    from pipelines.backfill import bulk_ingest
     from pipelines.definitions import defs
 
     first, last = manifest.get("first_date"), manifest.get("last_date")
+    if not (first and last):
+        raise SystemExit("the landing manifest has no date range: land a source first")
+    started = time.time()
+    print(f"ingesting {first} .. {last} (validation, quarantine, raw Parquet):")
+    bulk_ingest(date.fromisoformat(first), date.fromisoformat(last))
+    print(f"history ingested in {time.time() - started:.0f} s")
     job = defs.resolve_job_def("nightly_shop_refresh")
-    instance = dg.DagsterInstance.get()
-    tags = {"shoplens/kind": "demo"}
-    if first and last:
-        tags |= {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-    print(f"running the whole graph for {first} .. {last} (Dagster run, in-process executor)")
+    instance = instance or dg.DagsterInstance.get()
+    print(f"running the nightly job for {last}: marts, forecasts, decisions, report (Dagster run)")
     started = time.time()
     result = job.execute_in_process(
         instance=instance,
-        tags=tags,
+        partition_key=last,
+        tags={"shoplens/kind": "demo"},
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
-    print(f"pipeline run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {time.time() - started:.0f} s")
+    status = "succeeded" if result.success else "FAILED"
+    print(f"pipeline run {result.run_id} {status} in {time.time() - started:.0f} s")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()[:2000]}")
     return result.success
 
 

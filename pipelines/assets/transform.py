@@ -6,6 +6,7 @@ from the ingestion assets to the marts. All models share one op and one slot of 
 """
 
 
+import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +64,9 @@ def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
             "skipping the models built on tables this source lacks: " + ", ".join(e.split(".")[1][:-1] for e in excludes)
         )
         args += ["--exclude", *excludes]
+    manifest = read_manifest(get_settings().landing_dir) or {}
+    if manifest.get("returns_are_credit_lines"):
+        args += ["--vars", json.dumps({"returns_are_credit_lines": True})]
     yield from dbt.cli(args, context=context).stream()
 
 

@@ -229,6 +229,8 @@ def _category(name: pl.Expr) -> pl.Expr:
 def land(input_dir: Path, landing_dir: Path, encoding: str | None = None) -> LandingReport:
     """Land an Online Retail export folder into canonical orders, customers and products."""
     report = LandingReport(source=SOURCE, currency=CURRENCY, timezone=TIMEZONE, input=str(input_dir))
+    # C invoices are separate credit lines, not a status on the original sale (see dbt DECISIONLOG "Returns").
+    report.extra["returns_are_credit_lines"] = True
     lines = _parse(read_lines(Path(input_dir), encoding))
     report.rows_in["orders"] = lines.height
     writer = LandingWriter(landing_dir, report)

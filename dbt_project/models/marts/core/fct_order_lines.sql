@@ -1,9 +1,12 @@
 {#
   The line fact: the one place where revenue is defined (see DECISIONLOG.md, "Revenue" and "Returns").
     line_amount = quantity x unit_price - discount
-    net_revenue = line_amount (completed), returned_revenue_factor x line_amount (returned, default -1),
-                  0 (cancelled)
-    demand_units = quantity unless cancelled
+    Returns come in two shapes (var returns_are_credit_lines, set from the source manifest):
+      false (default; synthetic shop, Shopify): `returned` is the status of the sale line whose goods came
+            back: the sale is reversed, net_revenue 0, and the units still count as demand (they sold).
+      true (Online Retail's C invoices): a `returned` line is a separate credit line for an earlier sale:
+            net_revenue = -line_amount, and its units are not demand.
+    completed lines earn line_amount; cancelled lines earn 0 and are not demand.
 #}
 with
 
@@ -54,10 +57,14 @@ final as (
         amounts.*,
         case status
             when 'completed' then line_amount
-            when 'returned' then {{ var('returned_revenue_factor') }} * line_amount
+            when 'returned' then {{ -1 if var('returns_are_credit_lines') else 0 }} * line_amount
             else 0
         end as net_revenue,
-        case when is_cancelled then 0 else quantity end as demand_units
+        case
+            when is_cancelled then 0
+            when status = 'returned' and {{ 'true' if var('returns_are_credit_lines') else 'false' }} then 0
+            else quantity
+        end as demand_units
     from amounts
 
 )
