@@ -140,3 +140,30 @@ def test_header_missing_required_column_quarantines_every_row(landing: Path, tmp
     (landing / "orders" / "orders_2024-01-04.csv").write_text(renamed + GOOD[0].replace("2024-01-01", "2024-01-04") + "\n")
     result = ingest("orders", landing, raw, [date(2024, 1, 4)], currency="CNY", now=NOW)
     assert (result.rows_in, result.rows_accepted, dict(result.by_rule)) == (1, 0, {"header_mismatch": 1})
+
+
+def test_row_numbers_survive_runs_of_malformed_lines_across_files(landing: Path, tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    _ingest_all(landing, raw)
+
+    def line(order: str) -> str:
+        return f"{order},1,c1,A1,1,9.90,CNY,0,2024-01-05 10:00:00,web,Beijing,completed"
+
+    a = [line("a1"), "broken", "also,broken", line("a4"), "x", line("a6")]
+    b = [line("b1"), line("b2"), "bad", line("b4")]
+    (landing / "orders" / "orders_2024-01-05.csv").write_text(HEADER + "\n".join(a) + "\n")
+    (landing / "orders" / "orders_2024-01-05_late.csv").write_text(HEADER + "\n".join(b) + "\n")
+    result = ingest("orders", landing, raw, [date(2024, 1, 5)], currency="CNY", now=NOW)
+    assert (result.rows_in, result.rows_accepted, dict(result.by_rule)) == (10, 6, {"malformed_line": 4})
+    accepted = pl.read_parquet(raw / "orders" / "date=2024-01-05" / "part-0.parquet")
+    rows = {r["order_id"]: (r["_source_file"], r["_source_row"]) for r in accepted.to_dicts()}
+    assert rows == {
+        "a1": ("orders_2024-01-05.csv", 1), "a4": ("orders_2024-01-05.csv", 4), "a6": ("orders_2024-01-05.csv", 6),
+        "b1": ("orders_2024-01-05_late.csv", 1), "b2": ("orders_2024-01-05_late.csv", 2),
+        "b4": ("orders_2024-01-05_late.csv", 4),
+    }
+    q = pl.read_parquet(raw / "_quarantine" / "orders" / "date=2024-01-05" / "part-0.parquet")
+    assert sorted(zip(q["source_file"], q["source_row"], strict=True)) == [
+        ("orders_2024-01-05.csv", 2), ("orders_2024-01-05.csv", 3), ("orders_2024-01-05.csv", 5),
+        ("orders_2024-01-05_late.csv", 3),
+    ]

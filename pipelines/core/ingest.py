@@ -214,7 +214,12 @@ def _ts_expr(col: str, tz: str) -> str:
     """
     c = quote_ident(col)
     return (
-        f"CASE WHEN regexp_full_match({c}, {sql_literal(_TS_OFFSET)}) "
+        # Fast path without a regex: the canonical 'YYYY-MM-DD HH:MM:SS' (or with T), 14 digits in place.
+        # Length alone is not enough: '2024-01-01 10:00+09' and '2024-01-01 9:00 CET' are 19 characters
+        # too, and a plain cast would drop their zone.
+        f"CASE WHEN length({c}) = 19 AND ({c} LIKE '____-__-__ __:__:__' OR {c} LIKE '____-__-__T__:__:__') "
+        f"AND length(translate({c}, '0123456789', '')) = 5 THEN TRY_CAST({c} AS TIMESTAMP) "
+        f"WHEN regexp_full_match({c}, {sql_literal(_TS_OFFSET)}) "
         f"THEN timezone({sql_literal(tz)}, TRY_CAST(regexp_replace({c}, ' ([+-])', '\\1') AS TIMESTAMPTZ)) "
         f"WHEN regexp_full_match({c}, {sql_literal(_TS_NAIVE)}) THEN TRY_CAST({c} AS TIMESTAMP) END"
     )
@@ -245,6 +250,27 @@ def _type_hint(dtype: str) -> str:
     return _TYPE_HINTS.get(dtype, dtype)
 
 
+def _reference_joins(table: Table, ctx: dict) -> str:
+    """Left joins that turn referential rules into flags (aliases ks, kc, ec, eo used by _rule_cases).
+
+    Joins rather than NOT EXISTS / IN subqueries inside the CASE: those made typing the rows several
+    times slower, and a subquery there also forbids referring to `_rule` when building the detail.
+    """
+    cols, joins = table.columns, []
+    if ctx.get("products_known") and "sku" in cols and table.name != "products":
+        joins.append("LEFT JOIN known_skus ks ON ks.sku = v.sku")
+    if ctx.get("customers_known") and "customer_id" in cols and table.name != "customers":
+        joins.append("LEFT JOIN known_customers kc ON kc.customer_id = v.customer_id")
+    if ctx.get("erased"):
+        if "customer_id" in cols:
+            joins.append(
+                "LEFT JOIN (SELECT DISTINCT customer_id FROM erased_customers) ec ON ec.customer_id = v.customer_id"
+            )
+        if "order_id" in cols:
+            joins.append("LEFT JOIN (SELECT DISTINCT order_id FROM erased_orders) eo ON eo.order_id = v.order_id")
+    return "\n".join(joins)
+
+
 def _rule_cases(table: Table, ctx: dict) -> list[tuple[str, str, str]]:
     """(rule, condition over the typed row `t`, SQL detail expression), in precedence order."""
     rules: list[tuple[str, str, str]] = []
@@ -253,9 +279,9 @@ def _rule_cases(table: Table, ctx: dict) -> list[tuple[str, str, str]]:
         # First: an erased customer's row is never quarantined with its record under another rule.
         conds = []
         if "customer_id" in cols:
-            conds.append("v.customer_id IN (SELECT customer_id FROM erased_customers)")
+            conds.append("ec.customer_id IS NOT NULL")
         if "order_id" in cols:
-            conds.append("v.order_id IN (SELECT order_id FROM erased_orders)")
+            conds.append("eo.order_id IS NOT NULL")
         rules.append((ERASED_RULE, " OR ".join(conds), sql_literal(ERASED_DETAIL)))
     for c in table.required:
         rules.append(("required_missing", f"v.{quote_ident(c)} IS NULL", sql_literal(f"{c} is empty")))
@@ -356,7 +382,7 @@ def _rule_cases(table: Table, ctx: dict) -> list[tuple[str, str, str]]:
         rules.append(
             (
                 "unknown_sku",
-                "t.sku IS NOT NULL AND NOT EXISTS (SELECT 1 FROM known_skus k WHERE k.sku = t.sku)",
+                "t.sku IS NOT NULL AND ks.sku IS NULL",
                 "'sku ' || t.sku || ' is not in the products snapshot'",
             )
         )
@@ -364,8 +390,7 @@ def _rule_cases(table: Table, ctx: dict) -> list[tuple[str, str, str]]:
         rules.append(
             (
                 "unknown_customer",
-                "t.customer_id IS NOT NULL AND NOT EXISTS "
-                "(SELECT 1 FROM known_customers k WHERE k.customer_id = t.customer_id)",
+                "t.customer_id IS NOT NULL AND kc.customer_id IS NULL",
                 "'customer ' || t.customer_id || ' is not in the customers snapshot'",
             )
         )
@@ -457,8 +482,9 @@ def ingest(
             CREATE TEMP TABLE typed AS
             SELECT unnest(t), _source_file, _source_row, _file_day, _raw,
                    CASE {rule_sql} ELSE NULL END AS _rule,
-                   CASE {detail_sql} ELSE NULL END AS _detail
+                   CASE WHEN _rule IS NULL THEN NULL ELSE (CASE {detail_sql} ELSE NULL END) END AS _detail
             FROM (SELECT v.*, struct_pack({typed_struct}) AS t FROM landed v) v
+            {_reference_joins(table, ctx)}
             """
         )
         # Duplicate keys: within this delivery, then against other days already ingested.
@@ -644,7 +670,9 @@ def _load_group(con: duckdb.DuckDBPyConnection, table: Table, header: list[str],
             FROM {rejects} e JOIN {scans} s USING (scan_id, file_id)
             QUALIFY row_number() OVER (PARTITION BY s.file_path, e.line ORDER BY e.column_idx NULLS LAST) = 1
         )
-        SELECT *, line - 1 - row_number() OVER (PARTITION BY file_path ORDER BY line) AS adj FROM firsts
+        SELECT *, row_number() OVER (PARTITION BY file_path ORDER BY line) AS rank,
+               line - 1 - row_number() OVER (PARTITION BY file_path ORDER BY line) AS adj
+        FROM firsts
         """
     )
     present = set(header)
@@ -657,13 +685,20 @@ def _load_group(con: duckdb.DuckDBPyConnection, table: Table, header: list[str],
     con.execute(
         f"""
         INSERT INTO landed
-        WITH numbered AS (
-            SELECT *, row_number() OVER (PARTITION BY _file_path ORDER BY rowid) AS _k FROM {rows}
+        WITH firsts AS (SELECT _file_path, min(rowid) AS _first FROM {rows} GROUP BY _file_path),
+        numbered AS (
+            -- rows are stored in file order (preserve_insertion_order), so the k-th row of a file is
+            -- rowid - first rowid of the file + 1: no sort needed
+            SELECT r.*, r.rowid - f._first + 1 AS _k FROM {rows} r JOIN firsts f USING (_file_path)
         )
         SELECT {select_cols}, d.file_name,
-               r._k + (SELECT count(*) FROM {rejects}_1 x WHERE x.file_path = r._file_path AND x.adj < r._k),
+               r._k + coalesce(x.n_before, 0),
                d.file_day, {raw_json}
         FROM numbered r JOIN {days} d ON d.file_path = r._file_path
+        -- the latest reject step with adj < k tells how many rejected lines precede the k-th row
+        ASOF LEFT JOIN (
+            SELECT file_path, adj, max(rank) AS n_before FROM {rejects}_1 GROUP BY file_path, adj
+        ) x ON x.file_path = r._file_path AND r._k > x.adj
         ORDER BY d.file_name, r._k
         """
     )
