@@ -8,11 +8,11 @@ import dagster as dg
 
 from pipelines.core.settings import get_settings
 
-ingest_selection = dg.AssetSelection.groups("ingest")
+ingest_selection = dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets(["decisions", "sales_spike_alerts"])
 
 nightly_job = dg.define_asset_job(
     name="nightly_shop_refresh",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(["decisions", "sales_spike_alerts"]),
     description=(
         "Everything for one new day: ingest the day's landing files, rebuild the marts with their tests, "
         "forecast demand, plan replenishment and product selection, and write the decision report."

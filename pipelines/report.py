@@ -39,7 +39,6 @@ from typing import Any
 
 import duckdb
 import polars as pl
-import polars.selectors as cs
 
 from pipelines.core.settings import DBT_PROJECT_DIR, get_settings
 from pipelines.core.warehouse import connect
@@ -49,19 +48,38 @@ log = logging.getLogger(__name__)
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "report.html.j2"
 TABLE_ROW_LIMIT = 25
+COUPON_WINDOW_DAYS = 7  # coupons "to send now": incidents of the last week up to the as-of date
 
 # Every mart a report section reads; the ones missing from the warehouse are listed as skipped.
 EXPECTED_MARTS = (
-    "fct_daily_sales", "fct_sku_daily_demand", "dim_products", "customer_rfm", "rfm_segment_summary",
-    "customer_pareto", "nps_by_month", "nps_by_delivery", "inventory_turnover", "inventory_turnover_category",
-    "carbon_per_shipment", "carbon_per_order", "delivery_performance", "delay_hotspots", "compensation_coupons",
+    "fct_daily_sales",
+    "fct_sku_daily_demand",
+    "dim_products",
+    "customer_rfm",
+    "rfm_segment_summary",
+    "customer_pareto",
+    "nps_by_month",
+    "nps_by_delivery",
+    "inventory_turnover",
+    "inventory_turnover_category",
+    "carbon_per_shipment",
+    "carbon_per_order",
+    "delivery_performance",
+    "delay_hotspots",
+    "compensation_coupons",
     "traffic_funnel",
 )
 # The raw table each mart cannot do without: names the cause when a source lacks that table.
 MART_NEEDS = {
-    "nps_by_month": "reviews", "nps_by_delivery": "reviews", "inventory_turnover": "inventory",
-    "inventory_turnover_category": "inventory", "carbon_per_shipment": "shipments", "carbon_per_order": "shipments",
-    "delivery_performance": "shipments", "delay_hotspots": "shipments", "compensation_coupons": "shipments",
+    "nps_by_month": "reviews",
+    "nps_by_delivery": "reviews",
+    "inventory_turnover": "inventory",
+    "inventory_turnover_category": "inventory",
+    "carbon_per_shipment": "shipments",
+    "carbon_per_order": "shipments",
+    "delivery_performance": "shipments",
+    "delay_hotspots": "shipments",
+    "compensation_coupons": "shipments",
     "traffic_funnel": "traffic",
 }
 # Columns whose fractions read better as percentages (only applied when every value lies in [-1.5, 1.5]).
@@ -232,8 +250,16 @@ def _table(
     if limit and frame.height > limit:
         more = f"Showing {limit} of {frame.height:,} rows."
         note = f"{note} {more}" if note else more
-    return Table(key, caption, [labels.get(c, c.replace("_", " ")) for c in frame.columns], rows, numeric,
-                 frame.height, note, long_text)
+    return Table(
+        key,
+        caption,
+        [labels.get(c, c.replace("_", " ")) for c in frame.columns],
+        rows,
+        numeric,
+        frame.height,
+        note,
+        long_text,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -241,7 +267,9 @@ def _table(
 # --------------------------------------------------------------------------------------------------
 
 
-def _chart(key: str, title: str, alt: str, draw: Callable[[Any], None], size: tuple[float, float] = (9, 3.4)) -> Chart:
+def _chart(
+    key: str, title: str, alt: str, draw: Callable[[Any], None], size: tuple[float, float] = (9, 3.4)
+) -> Chart:
     """Draw on a fresh Agg figure and return it as base64 PNG (Figure + canvas: no pyplot global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -261,8 +289,14 @@ def _style(ax: Any) -> None:
     ax.tick_params(labelsize=8)
 
 
-def _barh(ax: Any, labels: list[str], values: list[float], fmt: Callable[[float], str], color: str = _COLORS[0],
-          percent: bool = False) -> None:
+def _barh(
+    ax: Any,
+    labels: list[str],
+    values: list[float],
+    fmt: Callable[[float], str],
+    color: str = _COLORS[0],
+    percent: bool = False,
+) -> None:
     pos = list(range(len(labels)))[::-1]
     ax.barh(pos, [0 if _is_missing(v) else v for v in values], color=color)
     ax.set_yticks(pos, labels)
@@ -317,8 +351,10 @@ class _Warehouse:
         """Why schema.name cannot be used (absent or empty), or None when it has rows."""
         if not self.has(schema, name):
             if schema == "decisions":
-                return (f"table decisions.{name} is not in the warehouse: the decision asset that writes it "
-                        "has not run yet or failed")
+                return (
+                    f"table decisions.{name} is not in the warehouse: the decision asset that writes it "
+                    "has not run yet or failed"
+                )
             raw = MART_NEEDS.get(name)
             if raw and raw in (self.manifest.get("missing_tables") or []):
                 return f"mart {schema}.{name} is not in the warehouse: the source has no {raw} table"
@@ -326,7 +362,11 @@ class _Warehouse:
         n = self.con.sql(f"SELECT count(*) FROM {_q(schema)}.{_q(name)}").fetchall()[0][0]
         if n == 0:
             raw = MART_NEEDS.get(name)
-            cause = f" (the source has no {raw} table)" if raw and raw in (self.manifest.get("missing_tables") or []) else ""
+            cause = (
+                f" (the source has no {raw} table)"
+                if raw and raw in (self.manifest.get("missing_tables") or [])
+                else ""
+            )
             return f"table {schema}.{name} has no rows{cause}"
         return None
 
@@ -366,14 +406,18 @@ def _dbt_vars() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _purchase_orders(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("purchase-orders", "Purchase orders to place", "decisions")
+def _purchase_orders(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("decisions", "purchase_orders")
     if reason and wh.has("decisions", "purchase_orders"):
         # The table is there but empty: the policy ran and nothing is due, a result in its own right.
         s.metrics.append(Metric("purchase_order_lines", "order lines", 0, "int", headline=True))
-        s.status, s.reason = "empty", ("no purchase order to place today: decisions.purchase_orders has no rows "
-                                       "(no SKU is at or below its reorder point)")
+        s.status, s.reason = (
+            "empty",
+            (
+                "no purchase order to place today: decisions.purchase_orders has no rows "
+                "(no SKU is at or below its reorder point)"
+            ),
+        )
         return s
     if reason:
         return s.unavailable(reason)
@@ -383,7 +427,9 @@ def _purchase_orders(wh: _Warehouse, ctx: dict) -> Section:
     needed = _pick(po.columns, "needed_by", contains=("needed", "arrive", "due"))
     order_date = _pick(po.columns, "order_date", contains=("order_date",))
     if qty is None:
-        return s.unavailable(f"decisions.purchase_orders has no quantity column (columns: {', '.join(po.columns)})")
+        return s.unavailable(
+            f"decisions.purchase_orders has no quantity column (columns: {', '.join(po.columns)})"
+        )
     po = po.with_columns(pl.col(qty).cast(pl.Float64).alias("_qty"))
     if wh.has("main", "dim_products") and "sku" in po.columns and "unit_cost" not in po.columns:
         cost = wh.frame("SELECT sku, CAST(unit_cost AS DOUBLE) AS unit_cost FROM main.dim_products")
@@ -391,9 +437,11 @@ def _purchase_orders(wh: _Warehouse, ctx: dict) -> Section:
     value_expr = (pl.col("_qty") * pl.col("unit_cost")) if "unit_cost" in po.columns else None
     if value_expr is not None:
         po = po.with_columns(value_expr.alias("order_value_at_cost"))
-    s.intro = ("Order lines the replenishment policy wants placed now (inventory position at or below the "
-               "reorder point, quantities rounded to MOQ and pack size). Place them with each supplier before "
-               "the needed-by date.")
+    s.intro = (
+        "Order lines the replenishment policy wants placed now (inventory position at or below the "
+        "reorder point, quantities rounded to MOQ and pack size). Place them with each supplier before "
+        "the needed-by date."
+    )
     s.metrics += [
         Metric("purchase_order_lines", "order lines", po.height, "int", headline=True),
         Metric("purchase_order_units", "units to order", float(po["_qty"].sum()), "int"),
@@ -401,8 +449,14 @@ def _purchase_orders(wh: _Warehouse, ctx: dict) -> Section:
     if supplier:
         s.metrics.append(Metric("purchase_order_suppliers", "suppliers", po[supplier].n_unique(), "int"))
     if "order_value_at_cost" in po.columns:
-        s.metrics.append(Metric("purchase_order_value", f"value at cost ({ctx['currency']})",
-                                float(po["order_value_at_cost"].fill_null(0).sum()), "money"))
+        s.metrics.append(
+            Metric(
+                "purchase_order_value",
+                f"value at cost ({ctx['currency']})",
+                float(po["order_value_at_cost"].fill_null(0).sum()),
+                "money",
+            )
+        )
     group = supplier or ("sku" if "sku" in po.columns else None)
     if group:
         aggs = [pl.len().alias("lines"), pl.col("_qty").sum().alias("units")]
@@ -412,22 +466,38 @@ def _purchase_orders(wh: _Warehouse, ctx: dict) -> Section:
             aggs.append(pl.col(needed).min().alias("earliest_needed_by"))
         by = po.group_by(group).agg(aggs).sort("units", descending=True)
         top = by.head(15)
-        s.charts.append(_chart(
-            "purchase-orders-by-supplier", f"Units to order by {group}", f"bar chart of units to order per {group}",
-            lambda fig: _barh(fig.add_subplot(), [str(x) for x in top[group]], top["units"].to_list(),
-                              lambda v: f"{v:,.0f}"),
-            size=(9, max(2.2, 0.32 * top.height + 1)),
-        ))
-        s.tables.append(_table("purchase-orders-by-supplier", f"Orders by {group}", by, kinds={"units": "int"}))
+        s.charts.append(
+            _chart(
+                "purchase-orders-by-supplier",
+                f"Units to order by {group}",
+                f"bar chart of units to order per {group}",
+                lambda fig: _barh(
+                    fig.add_subplot(),
+                    [str(x) for x in top[group]],
+                    top["units"].to_list(),
+                    lambda v: f"{v:,.0f}",
+                ),
+                size=(9, max(2.2, 0.32 * top.height + 1)),
+            )
+        )
+        s.tables.append(
+            _table("purchase-orders-by-supplier", f"Orders by {group}", by, kinds={"units": "int"})
+        )
     sort_cols = [c for c in (order_date, supplier, needed) if c]
     lines = po.sort(sort_cols) if sort_cols else po
-    s.tables.append(_table("purchase-order-lines", "Order lines", lines.drop("_qty"), limit=40,
-                           note="The full list is in the exports folder (purchase_orders.csv)."))
+    s.tables.append(
+        _table(
+            "purchase-order-lines",
+            "Order lines",
+            lines.drop("_qty"),
+            limit=40,
+            note="The full list is in the exports folder (purchase_orders.csv).",
+        )
+    )
     return s
 
 
-def _replenishment_plan(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("replenishment-plan", "Replenishment plan: SKUs closest to a stock-out", "decisions")
+def _replenishment_plan(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("decisions", "replenishment_plan")
     if reason:
         return s.unavailable(reason)
@@ -435,52 +505,101 @@ def _replenishment_plan(wh: _Warehouse, ctx: dict) -> Section:
     risk = _pick(plan.columns, "stockout_risk", contains=("risk",))
     key = "sku" if "sku" in plan.columns else plan.columns[0]
     if "warehouse" in plan.columns:
-        plan = plan.with_columns((pl.col(key).cast(pl.String) + " @ " + pl.col("warehouse").cast(pl.String)).alias("_label"))
+        plan = plan.with_columns(
+            (pl.col(key).cast(pl.String) + " @ " + pl.col("warehouse").cast(pl.String)).alias("_label")
+        )
     else:
         plan = plan.with_columns(pl.col(key).cast(pl.String).alias("_label"))
-    s.intro = ("Per SKU: safety stock and reorder point from the demand forecast's lead-time distribution, the "
-               "order date and quantity, and the chance of running out before the next delivery arrives.")
+    s.intro = (
+        "Per SKU: safety stock and reorder point from the demand forecast's lead-time distribution, the "
+        "order date and quantity, and the chance of running out before the next delivery arrives."
+    )
     s.metrics.append(Metric("plan_skus", "SKUs planned", plan.height, "int"))
     due = _pick(plan.columns, "order_due", contains=("due",))
     if due and plan.schema[due] == pl.Boolean:
         s.metrics.append(Metric("plan_orders_due_now", "SKUs to reorder now", int(plan[due].sum()), "int"))
     if risk and plan.schema[risk].is_numeric():
         plan = plan.sort(risk, descending=True, nulls_last=True)
-        s.metrics.append(Metric("plan_skus_risk_over_50pct", "SKUs more likely than not to run out before the next delivery",
-                                int((plan[risk] > 0.5).sum()), "int", headline=True))
+        s.metrics.append(
+            Metric(
+                "plan_skus_risk_over_50pct",
+                "SKUs more likely than not to run out before the next delivery",
+                int((plan[risk] > 0.5).sum()),
+                "int",
+                headline=True,
+            )
+        )
         top = plan.head(15)
-        s.charts.append(_chart(
-            "stockout-risk", "Stock-out risk before the next delivery (top 15 SKUs)",
-            "bar chart of stock-out risk per SKU",
-            lambda fig: _barh(fig.add_subplot(), top["_label"].to_list(), top[risk].to_list(),
-                              lambda v: f"{100 * v:.0f}%", color=_COLORS[4], percent=True),
-            size=(9, max(2.2, 0.3 * top.height + 1)),
-        ))
-    preferred = ["sku", "warehouse", "supplier", "on_hand", "on_order", "inventory_position", "safety_stock",
-                 "reorder_point", "order_up_to", "order_qty", "order_date", "needed_by", "days_of_supply", risk]
-    shown = [c for c in dict.fromkeys(preferred) if c and c in plan.columns] or [c for c in plan.columns if c != "_label"]
-    s.tables.append(_table("replenishment-plan", "Plan, highest stock-out risk first", plan.select(shown), limit=15,
-                           note="The full plan is in the exports folder."))
+        s.charts.append(
+            _chart(
+                "stockout-risk",
+                "Stock-out risk before the next delivery (top 15 SKUs)",
+                "bar chart of stock-out risk per SKU",
+                lambda fig: _barh(
+                    fig.add_subplot(),
+                    top["_label"].to_list(),
+                    top[risk].to_list(),
+                    lambda v: f"{100 * v:.0f}%",
+                    color=_COLORS[4],
+                    percent=True,
+                ),
+                size=(9, max(2.2, 0.3 * top.height + 1)),
+            )
+        )
+    preferred = [
+        "sku",
+        "warehouse",
+        "supplier",
+        "on_hand",
+        "on_order",
+        "inventory_position",
+        "safety_stock",
+        "reorder_point",
+        "order_up_to",
+        "order_qty",
+        "order_date",
+        "needed_by",
+        "days_of_supply",
+        risk,
+    ]
+    shown = [c for c in dict.fromkeys(preferred) if c and c in plan.columns] or [
+        c for c in plan.columns if c != "_label"
+    ]
+    s.tables.append(
+        _table(
+            "replenishment-plan",
+            "Plan, highest stock-out risk first",
+            plan.select(shown),
+            limit=15,
+            note="The full plan is in the exports folder.",
+        )
+    )
     return s
 
 
-def _replenishment_simulation(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("replenishment-simulation", "Would the policy have worked? Replay of a held-out period", "decisions")
+def _replenishment_simulation(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("decisions", "replenishment_simulation")
     if reason:
         return s.unavailable(reason)
     sim = wh.table("decisions", "replenishment_simulation")
     policy = _pick(sim.columns, "policy", contains=("policy", "name"))
     if policy is None:
-        return s.unavailable(f"decisions.replenishment_simulation has no policy column ({', '.join(sim.columns)})")
-    s.intro = (f"The forecast-driven policy against the shop's rule of thumb, replayed day by day on demand it "
-               f"did not see. Target: stock-out rate under {100 * ctx['stockout_target']:.0f}%.")
+        return s.unavailable(
+            f"decisions.replenishment_simulation has no policy column ({', '.join(sim.columns)})"
+        )
+    s.intro = (
+        f"The forecast-driven policy against the shop's rule of thumb, replayed day by day on demand it "
+        f"did not see. Target: stock-out rate under {100 * ctx['stockout_target']:.0f}%."
+    )
     measures = [c for c in ("stockout_rate", "fill_rate") if c in sim.columns]
     for rec in sim.iter_rows(named=True):
         for m in measures + [c for c in ("turnover", "dio") if c in sim.columns]:
             kind = "pct" if m in ("stockout_rate", "fill_rate") else "number"
-            s.metrics.append(Metric(f"sim_{m}_{_slug(rec[policy])}", f"{m.replace('_', ' ')}, {rec[policy]}", rec[m], kind))
+            s.metrics.append(
+                Metric(f"sim_{m}_{_slug(rec[policy])}", f"{m.replace('_', ' ')}, {rec[policy]}", rec[m], kind)
+            )
     if measures:
+
         def draw(fig: Any) -> None:
             axes = fig.subplots(1, len(measures), squeeze=False)[0]
             for ax, m in zip(axes, measures, strict=True):
@@ -488,37 +607,55 @@ def _replenishment_simulation(wh: _Warehouse, ctx: dict) -> Section:
                 vals = [0.0 if _is_missing(v) else v for v in sim[m].to_list()]
                 ax.bar(labels, vals, color=_COLORS[: len(labels)])
                 if m == "stockout_rate":
-                    ax.axhline(ctx["stockout_target"], color="#c44e52", linestyle="--", linewidth=1, label="target")
+                    ax.axhline(
+                        ctx["stockout_target"], color="#c44e52", linestyle="--", linewidth=1, label="target"
+                    )
                     ax.legend(fontsize=7, frameon=False)
                 ax.set_title(m.replace("_", " "), fontsize=9)
                 ax.yaxis.set_major_formatter(lambda v, _p: f"{100 * v:.0f}%")
                 _style(ax)
 
-        s.charts.append(_chart("simulation", "Stock-out and fill rate by policy", "bar charts of stock-out and fill rate per policy", draw))
+        s.charts.append(
+            _chart(
+                "simulation",
+                "Stock-out and fill rate by policy",
+                "bar charts of stock-out and fill rate per policy",
+                draw,
+            )
+        )
     s.tables.append(_table("replenishment-simulation", "Policy scores", sim, limit=None))
     return s
 
 
-def _customers(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("customers-to-contact", "Customers to contact, by segment", "decisions")
+def _customers(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("main", "rfm_segment_summary")
     if reason:
         return s.unavailable(reason)
     summ = wh.frame("SELECT * FROM main.rfm_segment_summary")
     order = [c for c in ("priority",) if c in summ.columns]
     summ = summ.sort(order) if order else summ.sort("customers", descending=True)
-    s.intro = ("RFM segments (recency, frequency, monetary quintiles) of every identified customer with a "
-               "purchase, each with the action the shop takes for it, in priority order.")
+    s.intro = (
+        "RFM segments (recency, frequency, monetary quintiles) of every identified customer with a "
+        "purchase, each with the action the shop takes for it, in priority order."
+    )
     s.metrics.append(Metric("customers_scored", "customers scored", int(summ["customers"].sum()), "int"))
     if wh.missing_reason("main", "customer_pareto") is None:
         top10 = wh.frame("SELECT revenue_share FROM main.customer_pareto WHERE top_percent = 10")
         if top10.height:
-            s.metrics.append(Metric("pareto_top10_share", "revenue share of the top 10% of customers",
-                                    top10["revenue_share"][0], "pct", headline=True))
+            s.metrics.append(
+                Metric(
+                    "pareto_top10_share",
+                    "revenue share of the top 10% of customers",
+                    top10["revenue_share"][0],
+                    "pct",
+                    headline=True,
+                )
+            )
     else:
         s.missing.append(("customer Pareto", wh.missing_reason("main", "customer_pareto") or ""))
     shown = summ.filter(pl.col("customers") > 0)
     if shown.height:
+
         def draw(fig: Any) -> None:
             a1, a2 = fig.subplots(1, 2, sharey=True)
             labels = [str(x) for x in shown["segment"]]
@@ -528,17 +665,41 @@ def _customers(wh: _Warehouse, ctx: dict) -> Section:
             a2.set_title("share of net revenue", fontsize=9)
             a2.xaxis.set_major_formatter(lambda v, _p: f"{100 * v:.0f}%")
 
-        s.charts.append(_chart("segments", "Customers and revenue by RFM segment", "bar charts of customers and revenue share per segment",
-                               draw, size=(10, max(2.6, 0.33 * shown.height + 1))))
-    cols = [c for c in ("segment", "customers", "customer_share", "revenue_share", "average_customer_value",
-                        "average_recency_days", "action") if c in summ.columns]
-    s.tables.append(_table("segments", "Segments and their action", summ.select(cols), limit=None,
-                           kinds={"revenue": "money", "average_customer_value": "money"}))
+        s.charts.append(
+            _chart(
+                "segments",
+                "Customers and revenue by RFM segment",
+                "bar charts of customers and revenue share per segment",
+                draw,
+                size=(10, max(2.6, 0.33 * shown.height + 1)),
+            )
+        )
+    cols = [
+        c
+        for c in (
+            "segment",
+            "customers",
+            "customer_share",
+            "revenue_share",
+            "average_customer_value",
+            "average_recency_days",
+            "action",
+        )
+        if c in summ.columns
+    ]
+    s.tables.append(
+        _table(
+            "segments",
+            "Segments and their action",
+            summ.select(cols),
+            limit=None,
+            kinds={"revenue": "money", "average_customer_value": "money"},
+        )
+    )
     return s
 
 
-def _at_risk_customers(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("at-risk-customers", "High-value customers at risk: contact first", "decisions")
+def _at_risk_customers(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("decisions", "customer_clv")
     if reason:
         s.missing.append(("customer lifetime value (decisions.customer_clv)", reason))
@@ -548,9 +709,15 @@ def _at_risk_customers(wh: _Warehouse, ctx: dict) -> Section:
     churn = _pick(clv.columns, "churn_risk", contains=("churn",))
     alive = _pick(clv.columns, "p_alive", contains=("alive",))
     if value is None or "customer_id" not in clv.columns:
-        return s.unavailable(f"decisions.customer_clv lacks a customer_id or CLV column (columns: {', '.join(clv.columns)})")
-    if wh.has("main", "customer_rfm") and ("segment" not in clv.columns or not _pick(clv.columns, "action", "segment_action")):
-        rfm = wh.frame("SELECT customer_id, segment AS rfm_segment, segment_action AS rfm_action FROM main.customer_rfm")
+        return s.unavailable(
+            f"decisions.customer_clv lacks a customer_id or CLV column (columns: {', '.join(clv.columns)})"
+        )
+    if wh.has("main", "customer_rfm") and (
+        "segment" not in clv.columns or not _pick(clv.columns, "action", "segment_action")
+    ):
+        rfm = wh.frame(
+            "SELECT customer_id, segment AS rfm_segment, segment_action AS rfm_action FROM main.customer_rfm"
+        )
         clv = clv.join(rfm, on="customer_id", how="left")
     segment = _pick(clv.columns, "segment", "rfm_segment")
     action = _pick(clv.columns, "action", "segment_action", "rfm_action")
@@ -559,27 +726,57 @@ def _at_risk_customers(wh: _Warehouse, ctx: dict) -> Section:
         band = pl.col(churn)
     elif alive:
         at_risk = pl.col(alive) < 0.5
-        band = pl.when(pl.col(alive) < 0.3).then(pl.lit("high")).when(pl.col(alive) < 0.7).then(pl.lit("medium")).otherwise(pl.lit("low"))
+        band = (
+            pl.when(pl.col(alive) < 0.3)
+            .then(pl.lit("high"))
+            .when(pl.col(alive) < 0.7)
+            .then(pl.lit("medium"))
+            .otherwise(pl.lit("low"))
+        )
     else:
         return s.unavailable("decisions.customer_clv has neither a churn-risk nor a p_alive column")
     threshold = clv[value].cast(pl.Float64).quantile(0.8, interpolation="linear")
-    clv = clv.with_columns(band.alias("_band"), (at_risk & (pl.col(value) >= threshold)).fill_null(False).alias("_target"))
+    clv = clv.with_columns(
+        band.alias("_band"), (at_risk & (pl.col(value) >= threshold)).fill_null(False).alias("_target")
+    )
     # value at risk = predicted CLV x (1 - P(alive)), the value expected to be lost: the best contact order.
     at_stake = _pick(clv.columns, "value_at_risk", contains=("at_risk",))
     order_by = at_stake if at_stake and clv.schema[at_stake].is_numeric() else value
     targets = clv.filter("_target").sort(order_by, descending=True, nulls_last=True)
-    s.intro = (f"Customers whose predicted 12-month value is in the top 20% (at least {_fmt(threshold)} "
-               f"{ctx['currency']}) but whose churn risk is high or medium: contact them first, with their segment's "
-               f"action. Ordered by {order_by.replace('_', ' ')}.")
+    s.intro = (
+        f"Customers whose predicted 12-month value is in the top 20% (at least {_fmt(threshold)} "
+        f"{ctx['currency']}) but whose churn risk is high or medium: contact them first, with their segment's "
+        f"action. Ordered by {order_by.replace('_', ' ')}."
+    )
     s.metrics += [
         Metric("clv_customers", "customers with a CLV", clv.height, "int"),
-        Metric("at_risk_high_value_customers", "high-value customers at risk", targets.height, "int", headline=True),
-        Metric("clv_at_risk_total", f"their predicted CLV ({ctx['currency']})", float(targets[value].sum()), "money"),
-        Metric("clv_total", f"predicted CLV, all customers ({ctx['currency']})", float(clv[value].sum()), "money"),
+        Metric(
+            "at_risk_high_value_customers",
+            "high-value customers at risk",
+            targets.height,
+            "int",
+            headline=True,
+        ),
+        Metric(
+            "clv_at_risk_total",
+            f"their predicted CLV ({ctx['currency']})",
+            float(targets[value].sum()),
+            "money",
+        ),
+        Metric(
+            "clv_total", f"predicted CLV, all customers ({ctx['currency']})", float(clv[value].sum()), "money"
+        ),
     ]
-    by_band = (clv.group_by("_band").agg(pl.len().alias("customers"), pl.col(value).sum().alias("predicted_clv"),
-                                          pl.col("_target").sum().alias("high_value_at_risk"))
-               .rename({"_band": "churn_risk"}).sort("churn_risk"))
+    by_band = (
+        clv.group_by("_band")
+        .agg(
+            pl.len().alias("customers"),
+            pl.col(value).sum().alias("predicted_clv"),
+            pl.col("_target").sum().alias("high_value_at_risk"),
+        )
+        .rename({"_band": "churn_risk"})
+        .sort("churn_risk")
+    )
 
     def draw(fig: Any) -> None:
         a1, a2 = fig.subplots(1, 2)
@@ -591,20 +788,52 @@ def _at_risk_customers(wh: _Warehouse, ctx: dict) -> Section:
         for ax in (a1, a2):
             _style(ax)
 
-    s.charts.append(_chart("clv-by-churn", "Customers and predicted value by churn risk", "bar charts by churn risk band", draw))
+    s.charts.append(
+        _chart(
+            "clv-by-churn",
+            "Customers and predicted value by churn risk",
+            "bar charts by churn risk band",
+            draw,
+        )
+    )
     s.tables.append(_table("clv-by-churn", "By churn risk", by_band, kinds={"predicted_clv": "money"}))
     if segment:
-        by_seg = (clv.group_by(segment).agg(pl.len().alias("customers"), pl.col("_target").sum().alias("high_value_at_risk"),
-                                            pl.col(value).mean().alias("mean_predicted_clv"),
-                                            *( [pl.col(action).first().alias("action")] if action else []))
-                  .sort("high_value_at_risk", "customers", descending=True))
-        s.tables.append(_table("clv-by-segment", "Customers to contact by segment", by_seg, limit=None,
-                               kinds={"mean_predicted_clv": "money"}))
+        by_seg = (
+            clv.group_by(segment)
+            .agg(
+                pl.len().alias("customers"),
+                pl.col("_target").sum().alias("high_value_at_risk"),
+                pl.col(value).mean().alias("mean_predicted_clv"),
+                *([pl.col(action).first().alias("action")] if action else []),
+            )
+            .sort("high_value_at_risk", "customers", descending=True)
+        )
+        s.tables.append(
+            _table(
+                "clv-by-segment",
+                "Customers to contact by segment",
+                by_seg,
+                limit=None,
+                kinds={"mean_predicted_clv": "money"},
+            )
+        )
     nxt = _pick(clv.columns, "expected_next_order_date", contains=("next_order",))
     purchases = _pick(clv.columns, "expected_purchases_365d", contains=("expected_purchases",))
-    cols = [c for c in dict.fromkeys(["customer_id", segment, action, churn, alive, value, at_stake, purchases, nxt]) if c]
-    s.tables.append(_table("at-risk-customers", f"Contact first (highest {order_by.replace('_', ' ')} first)",
-                           targets.select(cols), kinds={value: "money", at_stake or value: "money"}))
+    cols = [
+        c
+        for c in dict.fromkeys(
+            ["customer_id", segment, action, churn, alive, value, at_stake, purchases, nxt]
+        )
+        if c
+    ]
+    s.tables.append(
+        _table(
+            "at-risk-customers",
+            f"Contact first (highest {order_by.replace('_', ' ')} first)",
+            targets.select(cols),
+            kinds={value: "money", at_stake or value: "money"},
+        )
+    )
     return s
 
 
@@ -615,26 +844,44 @@ def _at_risk_from_rfm(wh: _Warehouse, s: Section, reason: str) -> Section:
     slipping = ["Can't Lose Them", "At Risk", "Need Attention"]
     rfm = wh.frame(
         "SELECT customer_id, segment, recency_days, frequency, CAST(monetary AS DOUBLE) AS monetary, segment_action "
-        "FROM main.customer_rfm WHERE segment IN (?, ?, ?) ORDER BY monetary DESC, customer_id", slipping)
+        "FROM main.customer_rfm WHERE segment IN (?, ?, ?) ORDER BY monetary DESC, customer_id",
+        slipping,
+    )
     s.status = "ok" if rfm.height else "empty"
-    s.intro = ("Customer lifetime value is not available yet (see the note), so this list falls back to RFM: the "
-               "highest-spending customers of the segments Can't Lose Them, At Risk and Need Attention.")
+    s.intro = (
+        "Customer lifetime value is not available yet (see the note), so this list falls back to RFM: the "
+        "highest-spending customers of the segments Can't Lose Them, At Risk and Need Attention."
+    )
     s.metrics.append(Metric("rfm_slipping_customers", "customers in slipping segments", rfm.height, "int"))
     if rfm.height:
-        by = rfm.group_by("segment").agg(pl.len().alias("customers"), pl.col("monetary").sum().alias("revenue")).sort("revenue", descending=True)
-        s.charts.append(_chart(
-            "slipping-segments", "Revenue of customers in slipping segments", "bar chart of revenue per slipping segment",
-            lambda fig: _barh(fig.add_subplot(), by["segment"].to_list(), by["revenue"].to_list(), lambda v: f"{v:,.0f}"),
-            size=(9, 2.4)))
+        by = (
+            rfm.group_by("segment")
+            .agg(pl.len().alias("customers"), pl.col("monetary").sum().alias("revenue"))
+            .sort("revenue", descending=True)
+        )
+        s.charts.append(
+            _chart(
+                "slipping-segments",
+                "Revenue of customers in slipping segments",
+                "bar chart of revenue per slipping segment",
+                lambda fig: _barh(
+                    fig.add_subplot(), by["segment"].to_list(), by["revenue"].to_list(), lambda v: f"{v:,.0f}"
+                ),
+                size=(9, 2.4),
+            )
+        )
         s.tables.append(_table("slipping-segments", "Slipping segments", by, kinds={"revenue": "money"}))
-        s.tables.append(_table("at-risk-customers", "Contact first (highest spend first)", rfm, kinds={"monetary": "money"}))
+        s.tables.append(
+            _table(
+                "at-risk-customers", "Contact first (highest spend first)", rfm, kinds={"monetary": "money"}
+            )
+        )
     else:
         s.reason = "no customer is in a slipping segment"
     return s
 
 
-def _clv_calibration(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("clv-calibration", "Does the lifetime-value model predict well?", "decisions")
+def _clv_calibration(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("decisions", "clv_calibration")
     if reason:
         return s.unavailable(reason)
@@ -642,67 +889,134 @@ def _clv_calibration(wh: _Warehouse, ctx: dict) -> Section:
     group = _pick(cal.columns, "frequency_group", contains=("group", "bucket"))
     actual = _pick(cal.columns, "actual", contains=("actual",))
     predicted = _pick(cal.columns, "predicted", "expected", contains=("predicted", "expected"))
-    s.intro = ("Holdout check of the purchase-count model: fitted on the history up to a cut-off, it predicts each "
-               "customer's repeat purchases in the period after it, compared here with what happened.")
-    if group and actual and predicted and cal.schema[actual].is_numeric() and cal.schema[predicted].is_numeric():
+    s.intro = (
+        "Holdout check of the purchase-count model: fitted on the history up to a cut-off, it predicts each "
+        "customer's repeat purchases in the period after it, compared here with what happened."
+    )
+    if (
+        group
+        and actual
+        and predicted
+        and cal.schema[actual].is_numeric()
+        and cal.schema[predicted].is_numeric()
+    ):
+
         def draw(fig: Any) -> None:
             ax = fig.add_subplot()
             pos = list(range(cal.height))
             ax.plot(pos, cal[actual].to_list(), marker="o", label="actual", color=_COLORS[0])
-            ax.plot(pos, cal[predicted].to_list(), marker="s", linestyle="--", label="predicted", color=_COLORS[1])
+            ax.plot(
+                pos, cal[predicted].to_list(), marker="s", linestyle="--", label="predicted", color=_COLORS[1]
+            )
             ax.set_xticks(pos, [str(x) for x in cal[group]])
             ax.set_xlabel(group.replace("_", " "), fontsize=8)
             ax.legend(fontsize=8, frameon=False)
             _style(ax)
 
-        s.charts.append(_chart("clv-calibration", "Predicted vs actual per group", "line chart of predicted and actual holdout purchases", draw))
+        s.charts.append(
+            _chart(
+                "clv-calibration",
+                "Predicted vs actual per group",
+                "line chart of predicted and actual holdout purchases",
+                draw,
+            )
+        )
         tot_a = _pick(cal.columns, "actual_total")
         tot_p = _pick(cal.columns, "predicted_total")
         if tot_a and tot_p and float(cal[tot_a].sum()) > 0:
             err = float(cal[tot_p].sum()) / float(cal[tot_a].sum()) - 1
-            s.metrics.append(Metric("clv_calibration_total_error", "predicted vs actual holdout purchases, total", err, "pct"))
+            s.metrics.append(
+                Metric(
+                    "clv_calibration_total_error", "predicted vs actual holdout purchases, total", err, "pct"
+                )
+            )
     else:
         s.notes.append("No chart: the table has no group / actual / predicted columns to compare.")
     s.tables.append(_table("clv-calibration", "Calibration table", cal, limit=None))
     return s
 
 
-def _coupons(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("coupons", "Compensation coupons for delayed deliveries", "decisions")
-    reason = wh.missing_reason("main", "delay_hotspots") if not wh.has("main", "delay_hotspots") else None
-    reason = reason or (wh.missing_reason("main", "compensation_coupons") if not wh.has("main", "compensation_coupons") else None)
-    if reason:
-        return s.unavailable(reason)
+def _coupons(s: Section, wh: _Warehouse, ctx: dict) -> Section:
+    for mart in ("delay_hotspots", "compensation_coupons"):
+        if not wh.has("main", mart):  # an empty mart is a result here: no incident, no coupon
+            return s.unavailable(wh.missing_reason("main", mart) or f"main.{mart} is missing")
     v = ctx["vars"]
-    rule = (f"a region-day is a delay hotspot when at least {v['hotspot_min_shipments']} delivered shipments were "
-            f"due that day and at least {100 * v['hotspot_late_share']:.0f}% arrived late")
-    s.intro = f"One coupon per customer per delay incident ({rule}); guests get none."
-    coupons = wh.frame("SELECT * FROM main.compensation_coupons ORDER BY incident_date DESC, region, customer_id")
+    rule = (
+        f"a region-day is a delay hotspot when at least {v['hotspot_min_shipments']} delivered shipments were "
+        f"due that day and at least {100 * v['hotspot_late_share']:.0f}% arrived late"
+    )
+    since = ctx["as_of"] - timedelta(days=COUPON_WINDOW_DAYS)
+    s.intro = (
+        f"One coupon per customer per delay incident ({rule}); guests get none. To send now: the incidents of "
+        f"the {COUPON_WINDOW_DAYS} days up to {ctx['as_of']}; earlier incidents are shown for context."
+    )
+    coupons = wh.frame(
+        "SELECT * FROM main.compensation_coupons ORDER BY incident_date DESC, region, customer_id"
+    )
     hotspots = wh.frame("SELECT * FROM main.delay_hotspots ORDER BY incident_date DESC, region")
+    recent = coupons.filter(pl.col("incident_date") > since)
     s.metrics += [
-        Metric("coupons_to_send", "coupons to send", coupons.height, "int", headline=True),
-        Metric("delay_hotspots", "delay incidents (region-days)", hotspots.height, "int"),
+        Metric(
+            "coupons_to_send",
+            f"coupons to send (incidents after {since})",
+            recent.height,
+            "int",
+            headline=True,
+        ),
+        Metric("coupons_total", "coupons, whole window", coupons.height, "int"),
+        Metric("delay_hotspots", "delay incidents (region-days), whole window", hotspots.height, "int"),
     ]
     if coupons.height == 0:
         s.status = "empty"
         s.reason = f"no coupons to send: no region-day in the data was a delay hotspot ({rule})"
         return s
-    by_region = coupons.group_by("region").agg(pl.len().alias("coupons"), pl.col("incident_date").n_unique().alias("incidents"),
-                                              pl.col("incident_date").max().alias("latest_incident")).sort("coupons", descending=True)
-    s.charts.append(_chart(
-        "coupons-by-region", "Coupons by region", "bar chart of coupons per region",
-        lambda fig: _barh(fig.add_subplot(), [str(x) for x in by_region["region"]], by_region["coupons"].to_list(),
-                          lambda x: f"{x:,.0f}", color=_COLORS[1]),
-        size=(9, max(2.2, 0.3 * by_region.height + 1))))
-    s.tables.append(_table("coupons-by-region", "Coupons by region", by_region, limit=None))
-    s.tables.append(_table("delay-hotspots", "Delay incidents", hotspots, limit=15))
-    s.tables.append(_table("coupons", "Coupons (latest incidents first)", coupons, limit=40,
-                           note="The full list is in the exports folder."))
+    if recent.height == 0:
+        s.status = "empty"
+        s.reason = (
+            f"no coupon to send now: no delay incident in the {COUPON_WINDOW_DAYS} days up to {ctx['as_of']} "
+            f"(the {coupons.height:,} coupons of earlier incidents are summarised below)"
+        )
+    by_region = (
+        coupons.group_by("region")
+        .agg(
+            pl.len().alias("coupons"),
+            pl.col("incident_date").n_unique().alias("incidents"),
+            pl.col("incident_date").max().alias("latest_incident"),
+        )
+        .sort("coupons", "region", descending=[True, False])
+    )
+    top = by_region.head(15)
+    s.charts.append(
+        _chart(
+            "coupons-by-region",
+            "Coupons by region, whole window",
+            "bar chart of coupons per region",
+            lambda fig: _barh(
+                fig.add_subplot(),
+                [str(x) for x in top["region"]],
+                top["coupons"].to_list(),
+                lambda x: f"{x:,.0f}",
+                color=_COLORS[1],
+            ),
+            size=(9, max(2.2, 0.3 * top.height + 1)),
+        )
+    )
+    if recent.height:
+        s.tables.append(
+            _table(
+                "coupons",
+                "Coupons to send now",
+                recent,
+                limit=40,
+                note="The full list is in the exports folder.",
+            )
+        )
+    s.tables.append(_table("delay-hotspots", "Delay incidents (latest first)", hotspots, limit=15))
+    s.tables.append(_table("coupons-by-region", "Coupons by region, whole window", by_region, limit=15))
     return s
 
 
-def _product_selection(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("product-selection", "SKUs to expand or delist", "decisions")
+def _product_selection(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("decisions", "product_selection")
     if reason:
         return s.unavailable(reason)
@@ -710,17 +1024,34 @@ def _product_selection(wh: _Warehouse, ctx: dict) -> Section:
     rec = _pick(sel.columns, "recommendation", contains=("recommend", "decision", "action"))
     score = _pick(sel.columns, "score", contains=("score",))
     if rec is None:
-        return s.unavailable(f"decisions.product_selection has no recommendation column ({', '.join(sel.columns)})")
+        return s.unavailable(
+            f"decisions.product_selection has no recommendation column ({', '.join(sel.columns)})"
+        )
     sel = sel.with_columns(pl.col(rec).cast(pl.String).str.to_lowercase().alias("_rec"))
     s.intro = "Each SKU scored on sales, margin, trend, stock and competitor prices, with a recommendation and its reasons."
-    counts = sel.group_by("_rec").agg(pl.len().alias("skus")).rename({"_rec": "recommendation"}).sort("recommendation")
+    counts = (
+        sel.group_by("_rec")
+        .agg(pl.len().alias("skus"))
+        .rename({"_rec": "recommendation"})
+        .sort("recommendation")
+    )
     for label in ("expand", "keep", "delist"):
         n = int(sel.filter(pl.col("_rec") == label).height)
         s.metrics.append(Metric(f"skus_{label}", f"SKUs to {label}", n, "int", headline=label != "keep"))
-    s.charts.append(_chart(
-        "selection-counts", "SKUs by recommendation", "bar chart of SKUs per recommendation",
-        lambda fig: _barh(fig.add_subplot(), counts["recommendation"].to_list(), counts["skus"].to_list(), lambda v: f"{v:,.0f}"),
-        size=(9, 2.2)))
+    s.charts.append(
+        _chart(
+            "selection-counts",
+            "SKUs by recommendation",
+            "bar chart of SKUs per recommendation",
+            lambda fig: _barh(
+                fig.add_subplot(),
+                counts["recommendation"].to_list(),
+                counts["skus"].to_list(),
+                lambda v: f"{v:,.0f}",
+            ),
+            size=(9, 2.2),
+        )
+    )
     s.tables.append(_table("selection-counts", "SKUs by recommendation", counts, limit=None))
     base = [c for c in sel.columns if not c.startswith("_")]
     for label, desc in (("expand", True), ("delist", False)):
@@ -734,8 +1065,7 @@ def _product_selection(wh: _Warehouse, ctx: dict) -> Section:
     return s
 
 
-def _forecast(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("demand-forecast", "Demand forecast of the top SKUs", "decisions")
+def _forecast(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("decisions", "demand_forecast")
     if reason:
         return s.unavailable(reason)
@@ -745,21 +1075,30 @@ def _forecast(wh: _Warehouse, ctx: dict) -> Section:
         return s.unavailable(f"decisions.demand_forecast lacks the columns {', '.join(need)}")
     lo, hi = _pick(cols, "p10", contains=("p10",)), _pick(cols, "p90", contains=("p90",))
     model = _pick(cols, "model")
-    fc = wh.frame(f"SELECT sku, CAST(date AS DATE) AS date, CAST(p50 AS DOUBLE) AS p50"
-                  + (f", CAST({_q(lo)} AS DOUBLE) AS p10" if lo else "")
-                  + (f", CAST({_q(hi)} AS DOUBLE) AS p90" if hi else "")
-                  + (f", CAST({_q(model)} AS VARCHAR) AS model" if model else "")
-                  + " FROM decisions.demand_forecast")
-    per_sku = (fc.group_by("sku").agg(
-        pl.col("date").min().alias("first_day"), pl.col("date").max().alias("last_day"),
-        pl.col("p50").sum().alias("units_p50"),
-        *([pl.col("p10").sum().alias("units_sum_p10")] if lo else []),
-        *([pl.col("p90").sum().alias("units_sum_p90")] if hi else []),
-        *([pl.col("model").mode().first().alias("model")] if model else []),
-    ).sort("units_p50", "sku", descending=[True, False]))
-    s.intro = ("Daily demand forecast per SKU: the median (p50) and the 80% band (p10 to p90), after the last "
-               "eight weeks of actual demand. Sums of daily quantiles are shown for scale: they are not the "
-               "quantiles of the period total.")
+    fc = wh.frame(
+        "SELECT sku, CAST(date AS DATE) AS date, CAST(p50 AS DOUBLE) AS p50"
+        + (f", CAST({_q(lo)} AS DOUBLE) AS p10" if lo else "")
+        + (f", CAST({_q(hi)} AS DOUBLE) AS p90" if hi else "")
+        + (f", CAST({_q(model)} AS VARCHAR) AS model" if model else "")
+        + " FROM decisions.demand_forecast"
+    )
+    per_sku = (
+        fc.group_by("sku")
+        .agg(
+            pl.col("date").min().alias("first_day"),
+            pl.col("date").max().alias("last_day"),
+            pl.col("p50").sum().alias("units_p50"),
+            *([pl.col("p10").sum().alias("units_sum_p10")] if lo else []),
+            *([pl.col("p90").sum().alias("units_sum_p90")] if hi else []),
+            *([pl.col("model").mode().first().alias("model")] if model else []),
+        )
+        .sort("units_p50", "sku", descending=[True, False])
+    )
+    s.intro = (
+        "Daily demand forecast per SKU: the median (p50) and the 80% band (p10 to p90), after the last "
+        "eight weeks of actual demand. Sums of daily quantiles are shown for scale: they are not the "
+        "quantiles of the period total."
+    )
     s.metrics += [
         Metric("forecast_skus", "SKUs forecast", per_sku.height, "int"),
         Metric("forecast_days", "days ahead", fc["date"].n_unique(), "int"),
@@ -771,7 +1110,8 @@ def _forecast(wh: _Warehouse, ctx: dict) -> Section:
         start = fc["date"].min() - timedelta(days=56)
         hist = wh.frame(
             "SELECT sku, date, units FROM main.fct_sku_daily_demand WHERE sku IN (SELECT unnest(?)) AND date >= ? ORDER BY date",
-            [top, start])
+            [top, start],
+        )
 
     def draw(fig: Any) -> None:
         axes = fig.subplots(2, 2, squeeze=False).ravel()
@@ -782,24 +1122,46 @@ def _forecast(wh: _Warehouse, ctx: dict) -> Section:
             f = fc.filter(pl.col("sku") == sku).sort("date")
             if hist.height:
                 h = hist.filter(pl.col("sku") == sku)
-                ax.plot(h["date"].to_list(), h["units"].to_list(), color="#444444", linewidth=0.9, label="actual")
+                ax.plot(
+                    h["date"].to_list(), h["units"].to_list(), color="#444444", linewidth=0.9, label="actual"
+                )
             if lo and hi:
-                ax.fill_between(f["date"].to_list(), f["p10"].to_list(), f["p90"].to_list(), color=_COLORS[0], alpha=0.25, label="p10-p90")
+                ax.fill_between(
+                    f["date"].to_list(),
+                    f["p10"].to_list(),
+                    f["p90"].to_list(),
+                    color=_COLORS[0],
+                    alpha=0.25,
+                    label="p10-p90",
+                )
             ax.plot(f["date"].to_list(), f["p50"].to_list(), color=_COLORS[0], linewidth=1.4, label="p50")
             ax.set_title(str(sku), fontsize=9)
             ax.tick_params(axis="x", rotation=30)
             _style(ax)
         axes[0].legend(fontsize=7, frameon=False)
 
-    s.charts.append(_chart("forecast-top-skus", "Forecast vs recent actual demand, top 4 SKUs",
-                           "four line charts of actual demand and forecast band", draw, size=(10, 5.2)))
-    s.tables.append(_table("forecast-by-sku", "Forecast per SKU over the horizon", per_sku, limit=15,
-                           kinds={"units_p50": "number", "units_sum_p10": "number", "units_sum_p90": "number"}))
+    s.charts.append(
+        _chart(
+            "forecast-top-skus",
+            "Forecast vs recent actual demand, top 4 SKUs",
+            "four line charts of actual demand and forecast band",
+            draw,
+            size=(10, 5.2),
+        )
+    )
+    s.tables.append(
+        _table(
+            "forecast-by-sku",
+            "Forecast per SKU over the horizon",
+            per_sku,
+            limit=15,
+            kinds={"units_p50": "number", "units_sum_p10": "number", "units_sum_p90": "number"},
+        )
+    )
     return s
 
 
-def _forecast_accuracy(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("forecast-accuracy", "How far to trust the forecast: backtest", "decisions")
+def _forecast_accuracy(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("decisions", "forecast_backtest")
     if reason:
         return s.unavailable(reason)
@@ -815,27 +1177,45 @@ def _forecast_accuracy(wh: _Warehouse, ctx: dict) -> Section:
                 bt = bt.filter(pl.col(col).cast(pl.String) == "all")
                 notes.append(f"{col} = all")
     if "metric" in bt.columns and "value" in bt.columns:
-        wide = (bt.group_by(model, "metric").agg(pl.col("value").cast(pl.Float64).mean())
-                .pivot(on="metric", index=model, values="value").sort(model))
+        wide = (
+            bt.group_by(model, "metric")
+            .agg(pl.col("value").cast(pl.Float64).mean())
+            .pivot(on="metric", index=model, values="value")
+            .sort(model)
+        )
     else:
         num = [c for c, t in bt.schema.items() if t.is_numeric() and c != model]
         wide = bt.group_by(model).agg([pl.col(c).mean() for c in num]).sort(model)
         if "fold" in bt.columns and "fold = all" not in notes:
             notes.append("mean over folds")
-    first = [c for c in ("wape", "mase", "rmsse", "bias", "coverage_p10_p90", "coverage") if c in wide.columns]
+    first = [
+        c for c in ("wape", "mase", "rmsse", "bias", "coverage_p10_p90", "coverage") if c in wide.columns
+    ]
     wide = wide.select(model, *first, *[c for c in wide.columns if c != model and c not in first])
-    s.intro = ("Rolling-origin backtest: each model forecasts windows it did not see. WAPE is the error as a share "
-               "of volume, MASE below 1 beats the weekly seasonal naive forecast, coverage is the share of actuals "
-               "inside p10-p90 (aim: about 80%).")
+    s.intro = (
+        "Rolling-origin backtest: each model forecasts windows it did not see. WAPE is the error as a share "
+        "of volume, MASE below 1 beats the weekly seasonal naive forecast, coverage is the share of actuals "
+        "inside p10-p90 (aim: about 80%)."
+    )
     if notes:
         s.notes.append("Rows: " + ", ".join(notes) + ".")
     wape = _pick(wide.columns, "wape")
     if wape and wide.height:
         best = wide.filter(pl.col(wape).is_not_null()).sort(wape).head(1)
         if best.height:
-            s.metrics += [Metric("forecast_best_model", "lowest WAPE", str(best[model][0]), "text"),
-                          Metric("forecast_best_wape", "its WAPE", best[wape][0], "pct", headline=True)]
-        shown = [m for m in (wape, _pick(wide.columns, "mase"), _pick(wide.columns, "coverage", contains=("coverage",))) if m]
+            s.metrics += [
+                Metric("forecast_best_model", "lowest WAPE", str(best[model][0]), "text"),
+                Metric("forecast_best_wape", "its WAPE", best[wape][0], "pct", headline=True),
+            ]
+        shown = [
+            m
+            for m in (
+                wape,
+                _pick(wide.columns, "mase"),
+                _pick(wide.columns, "coverage", contains=("coverage",)),
+            )
+            if m
+        ]
 
         def draw(fig: Any) -> None:
             axes = fig.subplots(1, len(shown), squeeze=False)[0]
@@ -849,7 +1229,9 @@ def _forecast_accuracy(wh: _Warehouse, ctx: dict) -> Section:
                     ax.axhline(1.0, color="#c44e52", linestyle="--", linewidth=1)
                 _style(ax)
 
-        s.charts.append(_chart("backtest", "Backtest accuracy by model", "bar charts of accuracy metrics per model", draw))
+        s.charts.append(
+            _chart("backtest", "Backtest accuracy by model", "bar charts of accuracy metrics per model", draw)
+        )
     s.tables.append(_table("backtest", "Accuracy by model", wide, limit=None))
     return s
 
@@ -859,62 +1241,116 @@ def _forecast_accuracy(wh: _Warehouse, ctx: dict) -> Section:
 # --------------------------------------------------------------------------------------------------
 
 
-def _revenue(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("revenue", "Revenue", "health")
+def _revenue(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("main", "fct_daily_sales")
     if reason:
         return s.unavailable(reason)
-    d = wh.frame("SELECT date, orders, units, CAST(gross_revenue AS DOUBLE) AS gross_revenue, "
-                 "CAST(returned_amount AS DOUBLE) AS returned_amount, CAST(revenue AS DOUBLE) AS revenue "
-                 "FROM main.fct_daily_sales ORDER BY date")
+    d = wh.frame(
+        "SELECT date, orders, units, CAST(gross_revenue AS DOUBLE) AS gross_revenue, "
+        "CAST(returned_amount AS DOUBLE) AS returned_amount, CAST(revenue AS DOUBLE) AS revenue "
+        "FROM main.fct_daily_sales ORDER BY date"
+    )
     last, first = d["date"].max(), d["date"].min()
     win = lambda lo, hi: d.filter((pl.col("date") > lo) & (pl.col("date") <= hi))  # noqa: E731
-    cur, prev = win(last - timedelta(days=30), last), win(last - timedelta(days=60), last - timedelta(days=30))
+    cur, prev = (
+        win(last - timedelta(days=30), last),
+        win(last - timedelta(days=60), last - timedelta(days=30)),
+    )
     cur_rev, prev_rev = float(cur["revenue"].sum()), float(prev["revenue"].sum())
     full_prev = first <= last - timedelta(days=59)
-    s.intro = (f"Net revenue per day (returns subtracted, cancellations excluded) from {first} to {last}, "
-               f"in {ctx['currency']}, with its 7-day mean.")
+    s.intro = (
+        f"Net revenue per day (returns subtracted, cancellations excluded) from {first} to {last}, "
+        f"in {ctx['currency']}, with its 7-day mean."
+    )
     s.metrics += [
-        Metric("revenue_total", f"net revenue, whole window ({ctx['currency']})", float(d["revenue"].sum()), "money"),
+        Metric(
+            "revenue_total",
+            f"net revenue, whole window ({ctx['currency']})",
+            float(d["revenue"].sum()),
+            "money",
+        ),
         Metric("orders_total", "orders, whole window", int(d["orders"].sum()), "int"),
-        Metric("revenue_last_30d", f"net revenue, last 30 days ({ctx['currency']})", cur_rev, "money", headline=True),
-        Metric("revenue_prev_30d", f"the 30 days before ({ctx['currency']})", prev_rev if full_prev else None, "money"),
-        Metric("revenue_change_30d", "net revenue change vs the 30 days before", (cur_rev / prev_rev - 1) if full_prev and prev_rev > 0 else None, "pct", headline=True),
+        Metric(
+            "revenue_last_30d",
+            f"net revenue, last 30 days ({ctx['currency']})",
+            cur_rev,
+            "money",
+            headline=True,
+        ),
+        Metric(
+            "revenue_prev_30d",
+            f"the 30 days before ({ctx['currency']})",
+            prev_rev if full_prev else None,
+            "money",
+        ),
+        Metric(
+            "revenue_change_30d",
+            "net revenue change vs the 30 days before",
+            (cur_rev / prev_rev - 1) if full_prev and prev_rev > 0 else None,
+            "pct",
+            headline=True,
+        ),
         Metric("orders_last_30d", "orders, last 30 days", int(cur["orders"].sum()), "int"),
-        Metric("aov_last_30d", f"average order value, last 30 days ({ctx['currency']})",
-               cur_rev / float(cur["orders"].sum()) if cur["orders"].sum() else None, "number"),
+        Metric(
+            "aov_last_30d",
+            f"average order value, last 30 days ({ctx['currency']})",
+            cur_rev / float(cur["orders"].sum()) if cur["orders"].sum() else None,
+            "number",
+        ),
     ]
     d = d.with_columns(pl.col("revenue").rolling_mean(7, min_samples=7).alias("rolling"))
 
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
         ax.plot(d["date"].to_list(), d["revenue"].to_list(), color="#9fb8c9", linewidth=0.7, label="daily")
-        ax.plot(d["date"].to_list(), d["rolling"].to_list(), color=_COLORS[0], linewidth=1.8, label="7-day mean")
+        ax.plot(
+            d["date"].to_list(), d["rolling"].to_list(), color=_COLORS[0], linewidth=1.8, label="7-day mean"
+        )
         ax.set_ylabel(ctx["currency"], fontsize=8)
         ax.legend(fontsize=8, frameon=False)
         ax.yaxis.set_major_formatter(lambda v, _p: f"{v:,.0f}")
         _style(ax)
 
-    s.charts.append(_chart("revenue-daily", "Net revenue per day", "line chart of daily net revenue and its 7-day mean", draw))
-    monthly = (d.group_by(pl.col("date").dt.truncate("1mo").alias("month"))
-               .agg(pl.len().alias("days"), pl.col("orders").sum(), pl.col("units").sum(), pl.col("gross_revenue").sum(),
-                    pl.col("returned_amount").sum(), pl.col("revenue").sum().alias("net_revenue"))
-               .with_columns((pl.col("net_revenue") / pl.col("orders")).alias("average_order_value"))
-               .sort("month", descending=True))
-    s.tables.append(_table("revenue-monthly", "By month (latest first; edge months can be partial, see days)", monthly,
-                           limit=None, kinds={"gross_revenue": "money", "returned_amount": "money", "net_revenue": "money"}))
+    s.charts.append(
+        _chart(
+            "revenue-daily", "Net revenue per day", "line chart of daily net revenue and its 7-day mean", draw
+        )
+    )
+    monthly = (
+        d.group_by(pl.col("date").dt.truncate("1mo").alias("month"))
+        .agg(
+            pl.len().alias("days"),
+            pl.col("orders").sum(),
+            pl.col("units").sum(),
+            pl.col("gross_revenue").sum(),
+            pl.col("returned_amount").sum(),
+            pl.col("revenue").sum().alias("net_revenue"),
+        )
+        .with_columns((pl.col("net_revenue") / pl.col("orders")).alias("average_order_value"))
+        .sort("month", descending=True)
+    )
+    s.tables.append(
+        _table(
+            "revenue-monthly",
+            "By month (latest first; edge months can be partial, see days)",
+            monthly,
+            limit=None,
+            kinds={"gross_revenue": "money", "returned_amount": "money", "net_revenue": "money"},
+        )
+    )
     return s
 
 
-def _nps(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("nps", "Customer satisfaction: NPS", "health")
+def _nps(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("main", "nps_by_month")
     if reason:
         return s.unavailable(reason)
     m = wh.frame("SELECT * FROM main.nps_by_month ORDER BY score_kind, review_month")
-    s.intro = ("Net Promoter Score per month with its 95% interval (adjusted Wald). The survey NPS (0-10 question) "
-               "and the star-review proxy (5 stars promoter, 4 passive, 1-3 detractor) are different measures and "
-               "are never mixed. Hollow markers: fewer than 30 answers.")
+    s.intro = (
+        "Net Promoter Score per month with its 95% interval (adjusted Wald). The survey NPS (0-10 question) "
+        "and the star-review proxy (5 stars promoter, 4 passive, 1-3 detractor) are different measures and "
+        "are never mixed. Hollow markers: fewer than 30 answers."
+    )
     kinds = [k for k in ("nps_survey", "star_proxy") if k in set(m["score_kind"].to_list())]
     for kind in kinds:
         k = m.filter(pl.col("score_kind") == kind)
@@ -923,9 +1359,15 @@ def _nps(wh: _Warehouse, ctx: dict) -> Section:
         label = latest.get("measure_label") or kind
         month = latest["review_month"]
         s.metrics += [
-            Metric(f"{slug}_latest", f"{label}, {month:%Y-%m}", latest["nps"], "nps", headline=True,
-                   note=f"95% interval {latest['nps_ci_lower']:+.1f} to {latest['nps_ci_upper']:+.1f}, n = {latest['n']}"
-                        + (" (small sample)" if latest.get("is_small_sample") else "")),
+            Metric(
+                f"{slug}_latest",
+                f"{label}, {month:%Y-%m}",
+                latest["nps"],
+                "nps",
+                headline=True,
+                note=f"95% interval {latest['nps_ci_lower']:+.1f} to {latest['nps_ci_upper']:+.1f}, n = {latest['n']}"
+                + (" (small sample)" if latest.get("is_small_sample") else ""),
+            ),
             Metric(f"{slug}_latest_ci_lower", "95% interval, lower", latest["nps_ci_lower"], "nps"),
             Metric(f"{slug}_latest_ci_upper", "95% interval, upper", latest["nps_ci_upper"], "nps"),
             Metric(f"{slug}_latest_n", "answers", latest["n"], "int"),
@@ -933,19 +1375,40 @@ def _nps(wh: _Warehouse, ctx: dict) -> Section:
         ]
     for kind in ("nps_survey", "star_proxy"):
         if kind not in kinds:
-            s.missing.append((f"NPS {kind}", f"main.nps_by_month has no {kind} rows (the source has no such answers)"))
+            s.missing.append(
+                (f"NPS {kind}", f"main.nps_by_month has no {kind} rows (the source has no such answers)")
+            )
 
     def draw(fig: Any) -> None:
         axes = fig.subplots(1, max(1, len(kinds)), squeeze=False, sharey=True)[0]
         for ax, kind in zip(axes, kinds, strict=False):
             k = m.filter(pl.col("score_kind") == kind)
             x = list(range(k.height))
-            ax.set_xticks(x, [f"{d:%Y-%m}" for d in k["review_month"]])
-            ax.fill_between(x, k["nps_ci_lower"].to_list(), k["nps_ci_upper"].to_list(), color=_COLORS[0], alpha=0.2, label="95% interval")
+            step = 1 if k.height <= 12 else 3
+            ax.set_xticks(x[::step], [f"{d:%Y-%m}" for d in k["review_month"]][::step])
+            ax.fill_between(
+                x,
+                k["nps_ci_lower"].to_list(),
+                k["nps_ci_upper"].to_list(),
+                color=_COLORS[0],
+                alpha=0.2,
+                label="95% interval",
+            )
             ax.plot(x, k["nps"].to_list(), color=_COLORS[0], linewidth=1.4)
-            small = k["is_small_sample"].fill_null(False).to_list() if "is_small_sample" in k.columns else [False] * k.height
+            small = (
+                k["is_small_sample"].fill_null(False).to_list()
+                if "is_small_sample" in k.columns
+                else [False] * k.height
+            )
             for xi, yi, sm in zip(x, k["nps"].to_list(), small, strict=True):
-                ax.plot([xi], [yi], marker="o", markersize=5, color=_COLORS[0], markerfacecolor="white" if sm else _COLORS[0])
+                ax.plot(
+                    [xi],
+                    [yi],
+                    marker="o",
+                    markersize=5,
+                    color=_COLORS[0],
+                    markerfacecolor="white" if sm else _COLORS[0],
+                )
             ax.axhline(0, color="#999999", linewidth=0.8)
             ax.set_title(str(k["measure_label"][0]) if "measure_label" in k.columns else kind, fontsize=9)
             ax.tick_params(axis="x", rotation=30)
@@ -953,15 +1416,42 @@ def _nps(wh: _Warehouse, ctx: dict) -> Section:
         axes[0].set_ylabel("NPS", fontsize=8)
         axes[0].legend(fontsize=7, frameon=False, loc="lower left")
 
-    s.charts.append(_chart("nps-monthly", "NPS per month, survey and star proxy shown separately",
-                           "line charts of monthly NPS with 95% intervals", draw, size=(10, 3.4)))
-    cols = [c for c in ("review_month", "n", "promoters", "passives", "detractors", "nps",
-                        "nps_ci_lower", "nps_ci_upper", "is_small_sample") if c in m.columns]
+    s.charts.append(
+        _chart(
+            "nps-monthly",
+            "NPS per month, survey and star proxy shown separately",
+            "line charts of monthly NPS with 95% intervals",
+            draw,
+            size=(10, 3.4),
+        )
+    )
+    cols = [
+        c
+        for c in (
+            "review_month",
+            "n",
+            "promoters",
+            "passives",
+            "detractors",
+            "nps",
+            "nps_ci_lower",
+            "nps_ci_upper",
+            "is_small_sample",
+        )
+        if c in m.columns
+    ]
     for kind in kinds:
         k = m.filter(pl.col("score_kind") == kind).sort("review_month", descending=True)
         label = str(k["measure_label"][0]) if "measure_label" in k.columns else kind
-        s.tables.append(_table(f"nps-monthly-{kind.replace('_', '-')}", f"{label}, by month (latest first)", k.select(cols),
-                               limit=None, kinds={"nps": "nps", "nps_ci_lower": "nps", "nps_ci_upper": "nps"}))
+        s.tables.append(
+            _table(
+                f"nps-monthly-{kind.replace('_', '-')}",
+                f"{label}, by month (latest first)",
+                k.select(cols),
+                limit=None,
+                kinds={"nps": "nps", "nps_ci_lower": "nps", "nps_ci_upper": "nps"},
+            )
+        )
     dreason = wh.missing_reason("main", "nps_by_delivery")
     if dreason:
         s.missing.append(("NPS by delivery outcome", dreason))
@@ -969,9 +1459,16 @@ def _nps(wh: _Warehouse, ctx: dict) -> Section:
     dl = wh.frame("SELECT * FROM main.nps_by_delivery ORDER BY score_kind, delivery_status DESC")
     for rec in dl.iter_rows(named=True):
         slug = "nps_survey" if rec["score_kind"] == "nps_survey" else "nps_star_proxy"
-        s.metrics.append(Metric(f"{slug}_{rec['delivery_status']}", f"{rec.get('measure_label') or rec['score_kind']}, "
-                                f"{rec['delivery_status'].replace('_', ' ')} deliveries", rec["nps"], "nps",
-                                note=f"95% interval {rec['nps_ci_lower']:+.1f} to {rec['nps_ci_upper']:+.1f}, n = {rec['n']}"))
+        s.metrics.append(
+            Metric(
+                f"{slug}_{rec['delivery_status']}",
+                f"{rec.get('measure_label') or rec['score_kind']}, "
+                f"{rec['delivery_status'].replace('_', ' ')} deliveries",
+                rec["nps"],
+                "nps",
+                note=f"95% interval {rec['nps_ci_lower']:+.1f} to {rec['nps_ci_upper']:+.1f}, n = {rec['n']}",
+            )
+        )
 
     def draw_delivery(fig: Any) -> None:
         ax = fig.add_subplot()
@@ -988,25 +1485,63 @@ def _nps(wh: _Warehouse, ctx: dict) -> Section:
                     ys.append(r["nps"][0])
                     lo.append(r["nps"][0] - r["nps_ci_lower"][0])
                     hi.append(r["nps_ci_upper"][0] - r["nps"][0])
-            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=_COLORS[0] if st == "on_time" else _COLORS[4],
-                   label=st.replace("_", " "))
-        labels = {k: (dl.filter(pl.col("score_kind") == k)["measure_label"][0] if "measure_label" in dl.columns else k) for k in dkinds}
+            ax.bar(
+                xs,
+                ys,
+                width,
+                yerr=[lo, hi],
+                capsize=3,
+                color=_COLORS[0] if st == "on_time" else _COLORS[4],
+                label=st.replace("_", " "),
+            )
+        labels = {
+            k: (
+                dl.filter(pl.col("score_kind") == k)["measure_label"][0]
+                if "measure_label" in dl.columns
+                else k
+            )
+            for k in dkinds
+        }
         ax.set_xticks(range(len(dkinds)), [labels[k] for k in dkinds], fontsize=8)
         ax.axhline(0, color="#999999", linewidth=0.8)
         ax.set_ylabel("NPS", fontsize=8)
         ax.legend(fontsize=8, frameon=False)
         _style(ax)
 
-    s.charts.append(_chart("nps-delivery", "NPS by delivery outcome (on time vs late), with 95% intervals",
-                           "bar chart of NPS for on-time and late deliveries", draw_delivery))
-    cols = [c for c in ("delivery_status", "measure_label", "n", "nps", "nps_ci_lower", "nps_ci_upper", "is_small_sample") if c in dl.columns]
-    s.tables.append(_table("nps-delivery", "NPS by delivery outcome", dl.select(cols), limit=None,
-                           kinds={"nps": "nps", "nps_ci_lower": "nps", "nps_ci_upper": "nps"}))
+    s.charts.append(
+        _chart(
+            "nps-delivery",
+            "NPS by delivery outcome (on time vs late), with 95% intervals",
+            "bar chart of NPS for on-time and late deliveries",
+            draw_delivery,
+        )
+    )
+    cols = [
+        c
+        for c in (
+            "delivery_status",
+            "measure_label",
+            "n",
+            "nps",
+            "nps_ci_lower",
+            "nps_ci_upper",
+            "is_small_sample",
+        )
+        if c in dl.columns
+    ]
+    s.tables.append(
+        _table(
+            "nps-delivery",
+            "NPS by delivery outcome",
+            dl.select(cols),
+            limit=None,
+            kinds={"nps": "nps", "nps_ci_lower": "nps", "nps_ci_upper": "nps"},
+        )
+    )
     return s
 
 
-def _inventory(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("inventory", "Inventory: stock-outs and turnover", "health")
+def _inventory(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("main", "inventory_turnover")
     if reason:
         return s.unavailable(reason)
@@ -1027,18 +1562,35 @@ def _inventory(wh: _Warehouse, ctx: dict) -> Section:
         FROM main.inventory_turnover GROUP BY month_start ORDER BY month_start""")
     overall = wh.frame(f"SELECT {so} AS stockout_rate FROM main.inventory_turnover")["stockout_rate"][0]
     latest = monthly.tail(1).row(0, named=True)
-    s.intro = (f"Stock-out rate = SKU-days with nothing on hand / SKU-days with stock data, against the "
-               f"{100 * target:.0f}% target; turnover = cost of goods sold / average inventory value, for each "
-               "month (not annualised; edge months can be partial).")
+    s.intro = (
+        f"Stock-out rate = SKU-days with nothing on hand / SKU-days with stock data, against the "
+        f"{100 * target:.0f}% target; turnover = cost of goods sold / average inventory value, for each "
+        "month (not annualised; edge months can be partial)."
+    )
     s.metrics += [
-        Metric("stockout_rate_latest", f"stock-out rate, {latest['month_start']:%Y-%m}", latest["stockout_rate"], "pct", headline=True,
-               note=f"target under {100 * target:.0f}%"),
+        Metric(
+            "stockout_rate_latest",
+            f"stock-out rate, {latest['month_start']:%Y-%m}",
+            latest["stockout_rate"],
+            "pct",
+            headline=True,
+            note=f"target under {100 * target:.0f}%",
+        ),
         Metric("stockout_target", "target", target, "pct"),
-        Metric("stockout_target_met_latest", "target met",
-               None if latest["stockout_rate"] is None else bool(latest["stockout_rate"] < target), "text"),
+        Metric(
+            "stockout_target_met_latest",
+            "target met",
+            None if latest["stockout_rate"] is None else bool(latest["stockout_rate"] < target),
+            "text",
+        ),
         Metric("stockout_rate_overall", "stock-out rate, whole window", overall, "pct"),
         Metric("turnover_latest", f"turnover, {latest['month_start']:%Y-%m}", latest["turnover"], "number"),
-        Metric("skus_meeting_target_latest", "share of SKUs under the target", latest["share_skus_meeting_target"], "pct"),
+        Metric(
+            "skus_meeting_target_latest",
+            "share of SKUs under the target",
+            latest["share_skus_meeting_target"],
+            "pct",
+        ),
     ]
 
     def draw(fig: Any) -> None:
@@ -1046,7 +1598,13 @@ def _inventory(wh: _Warehouse, ctx: dict) -> Section:
         x = monthly["month_start"].to_list()
         step = 1 if len(x) <= 12 else 3
         a1.set_xticks(list(range(len(x)))[::step], [f"{m:%Y-%m}" for m in x][::step])
-        a1.plot(list(range(len(x))), [None if _is_missing(v) else v for v in monthly["stockout_rate"].to_list()], marker="o", color=_COLORS[4], label="stock-out rate")
+        a1.plot(
+            list(range(len(x))),
+            [None if _is_missing(v) else v for v in monthly["stockout_rate"].to_list()],
+            marker="o",
+            color=_COLORS[4],
+            label="stock-out rate",
+        )
         a1.axhline(target, color="#333333", linestyle="--", linewidth=1, label=f"target {100 * target:.0f}%")
         a1.yaxis.set_major_formatter(lambda v, _p: f"{100 * v:.1f}%")
         a1.set_title("stock-out rate by month", fontsize=9)
@@ -1059,34 +1617,79 @@ def _inventory(wh: _Warehouse, ctx: dict) -> Section:
             ax.tick_params(axis="x", rotation=45)
             _style(ax)
 
-    s.charts.append(_chart("inventory-monthly", "Stock-out rate vs target, and turnover", "line chart of stock-out rate with target and bar chart of turnover", draw, size=(10, 3.6)))
-    s.tables.append(_table("inventory-monthly", "By month (latest first)", monthly.sort("month_start", descending=True), limit=None,
-                           kinds={"stockout_rate": "pct", "share_skus_meeting_target": "pct", "cogs": "money", "avg_inventory_value": "money"}))
+    s.charts.append(
+        _chart(
+            "inventory-monthly",
+            "Stock-out rate vs target, and turnover",
+            "line chart of stock-out rate with target and bar chart of turnover",
+            draw,
+            size=(10, 3.6),
+        )
+    )
+    s.tables.append(
+        _table(
+            "inventory-monthly",
+            "By month (latest first)",
+            monthly.sort("month_start", descending=True),
+            limit=None,
+            kinds={
+                "stockout_rate": "pct",
+                "share_skus_meeting_target": "pct",
+                "cogs": "money",
+                "avg_inventory_value": "money",
+            },
+        )
+    )
     if wh.missing_reason("main", "inventory_turnover_category") is None:
-        cat = wh.frame("SELECT category, skus, turnover, days_inventory_outstanding, days_of_supply, stockout_rate, sell_through, "
-                       "meets_stockout_target FROM main.inventory_turnover_category WHERE month_start = ? ORDER BY stockout_rate DESC NULLS LAST",
-                       [latest["month_start"]])
-        s.tables.append(_table("inventory-category", f"By category, {latest['month_start']:%Y-%m}", cat, limit=None,
-                               kinds={"stockout_rate": "pct", "sell_through": "pct"}))
-    worst = wh.frame("SELECT sku, category, abc_class, stockout_days, inventory_days, stockout_rate, days_of_supply FROM main.inventory_turnover "
-                     "WHERE month_start = ? AND stockout_rate > 0 ORDER BY stockout_rate DESC, sku LIMIT 10", [latest["month_start"]]) \
-        if {"stockout_days", "inventory_days", "abc_class", "days_of_supply"} <= set(cols) else pl.DataFrame()
+        cat = wh.frame(
+            "SELECT category, skus, turnover, days_inventory_outstanding, days_of_supply, stockout_rate, sell_through, "
+            "meets_stockout_target FROM main.inventory_turnover_category WHERE month_start = ? ORDER BY stockout_rate DESC NULLS LAST",
+            [latest["month_start"]],
+        )
+        s.tables.append(
+            _table(
+                "inventory-category",
+                f"By category, {latest['month_start']:%Y-%m}",
+                cat,
+                limit=None,
+                kinds={"stockout_rate": "pct", "sell_through": "pct"},
+            )
+        )
+    worst = (
+        wh.frame(
+            "SELECT sku, category, abc_class, stockout_days, inventory_days, stockout_rate, days_of_supply FROM main.inventory_turnover "
+            "WHERE month_start = ? AND stockout_rate > 0 ORDER BY stockout_rate DESC, sku LIMIT 10",
+            [latest["month_start"]],
+        )
+        if {"stockout_days", "inventory_days", "abc_class", "days_of_supply"} <= set(cols)
+        else pl.DataFrame()
+    )
     if worst.height:
-        s.tables.append(_table("inventory-worst", f"SKUs with the most stock-out days, {latest['month_start']:%Y-%m}", worst,
-                               limit=None, kinds={"stockout_rate": "pct"}))
+        s.tables.append(
+            _table(
+                "inventory-worst",
+                f"SKUs with the most stock-out days, {latest['month_start']:%Y-%m}",
+                worst,
+                limit=None,
+                kinds={"stockout_rate": "pct"},
+            )
+        )
     return s
 
 
-def _carbon(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("carbon", "Carbon per order by transport mode", "health")
+def _carbon(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("main", "carbon_per_order")
     if reason:
         return s.unavailable(reason)
-    overall = wh.frame("SELECT count(*) AS orders, avg(total_kg_co2e) AS mean_kg, median(total_kg_co2e) AS median_kg, "
-                       "sum(total_kg_co2e) AS total_kg FROM main.carbon_per_order").row(0, named=True)
-    s.intro = ("Greenhouse-gas emissions of delivering each order (kg CO2e: line haul, packaging, handling and last "
-               "mile; ISO 14083 / GLEC method, DESNZ 2025 factors). By mode: the emissions of the shipments that "
-               "travelled by that mode, per order they carried.")
+    overall = wh.frame(
+        "SELECT count(*) AS orders, avg(total_kg_co2e) AS mean_kg, median(total_kg_co2e) AS median_kg, "
+        "sum(total_kg_co2e) AS total_kg FROM main.carbon_per_order"
+    ).row(0, named=True)
+    s.intro = (
+        "Greenhouse-gas emissions of delivering each order (kg CO2e: line haul, packaging, handling and last "
+        "mile; ISO 14083 / GLEC method, DESNZ 2025 factors). By mode: the emissions of the shipments that "
+        "travelled by that mode, per order they carried."
+    )
     s.metrics += [
         Metric("carbon_kg_per_order", "kg CO2e per order (mean)", overall["mean_kg"], "kg", headline=True),
         Metric("carbon_kg_per_order_median", "median", overall["median_kg"], "kg"),
@@ -1100,8 +1703,10 @@ def _carbon(wh: _Warehouse, ctx: dict) -> Section:
                    avg(total_kg_co2e) AS kg_per_shipment, sum(total_kg_co2e) / sum(sum(total_kg_co2e)) OVER () AS share_of_emissions
             FROM main.carbon_per_shipment GROUP BY transport_mode ORDER BY kg_per_order DESC""")
     elif wh.missing_reason("main", "carbon_monthly") is None:
-        s.notes.append("carbon_per_shipment is missing: per-mode figures come from carbon_monthly, where an order "
-                       "spanning several categories counts once per category.")
+        s.notes.append(
+            "carbon_per_shipment is missing: per-mode figures come from carbon_monthly, where an order "
+            "spanning several categories counts once per category."
+        )
         by_mode = wh.frame("""
             SELECT transport_mode, sum(shipments) AS shipments, sum(orders) AS orders, sum(kg_co2e) AS kg_co2e,
                    sum(kg_co2e) / sum(orders) AS kg_per_order, sum(kg_co2e) / sum(shipments) AS kg_per_shipment,
@@ -1109,19 +1714,37 @@ def _carbon(wh: _Warehouse, ctx: dict) -> Section:
             FROM main.carbon_monthly GROUP BY transport_mode ORDER BY kg_per_order DESC""")
     else:
         by_mode = pl.DataFrame()
-        s.missing.append(("carbon by transport mode", "neither main.carbon_per_shipment nor main.carbon_monthly is in the warehouse"))
+        s.missing.append(
+            (
+                "carbon by transport mode",
+                "neither main.carbon_per_shipment nor main.carbon_monthly is in the warehouse",
+            )
+        )
     for rec in by_mode.iter_rows(named=True):
-        s.metrics.append(Metric(f"carbon_kg_per_order_{_slug(rec['transport_mode'])}", f"kg CO2e per order, {rec['transport_mode']}",
-                                rec["kg_per_order"], "kg"))
-    monthly = wh.frame("SELECT date_trunc('month', order_date) AS month, count(*) AS orders, avg(total_kg_co2e) AS kg_per_order, "
-                       "sum(total_kg_co2e) AS kg_co2e FROM main.carbon_per_order WHERE order_date IS NOT NULL GROUP BY 1 ORDER BY 1")
+        s.metrics.append(
+            Metric(
+                f"carbon_kg_per_order_{_slug(rec['transport_mode'])}",
+                f"kg CO2e per order, {rec['transport_mode']}",
+                rec["kg_per_order"],
+                "kg",
+            )
+        )
+    monthly = wh.frame(
+        "SELECT date_trunc('month', order_date) AS month, count(*) AS orders, avg(total_kg_co2e) AS kg_per_order, "
+        "sum(total_kg_co2e) AS kg_co2e FROM main.carbon_per_order WHERE order_date IS NOT NULL GROUP BY 1 ORDER BY 1"
+    )
     monthly = monthly.with_columns(pl.col("month").cast(pl.Date))
 
     def draw(fig: Any) -> None:
         axes = fig.subplots(1, 2 if by_mode.height else 1, squeeze=False)[0]
         if by_mode.height:
-            _barh(axes[0], [str(x) for x in by_mode["transport_mode"]], by_mode["kg_per_order"].to_list(), lambda v: f"{v:.2f}",
-                  color=_COLORS[2])
+            _barh(
+                axes[0],
+                [str(x) for x in by_mode["transport_mode"]],
+                by_mode["kg_per_order"].to_list(),
+                lambda v: f"{v:.2f}",
+                color=_COLORS[2],
+            )
             axes[0].set_title("kg CO2e per order, by mode", fontsize=9)
         ax = axes[-1]
         pos = list(range(monthly.height))
@@ -1133,67 +1756,137 @@ def _carbon(wh: _Warehouse, ctx: dict) -> Section:
         ax.set_ylim(bottom=0)
         _style(ax)
 
-    s.charts.append(_chart("carbon", "Carbon per order by mode and by month", "bar chart of kg CO2e per order by mode and line by month", draw))
+    s.charts.append(
+        _chart(
+            "carbon",
+            "Carbon per order by mode and by month",
+            "bar chart of kg CO2e per order by mode and line by month",
+            draw,
+        )
+    )
     if by_mode.height:
-        s.tables.append(_table("carbon-by-mode", "By transport mode", by_mode, limit=None,
-                               kinds={"kg_co2e": "kg", "kg_per_order": "kg", "kg_per_shipment": "kg", "share_of_emissions": "pct"}))
-    s.tables.append(_table("carbon-monthly", "By month ordered (latest first)", monthly.sort("month", descending=True), limit=None,
-                           kinds={"kg_per_order": "kg", "kg_co2e": "kg"}))
+        s.tables.append(
+            _table(
+                "carbon-by-mode",
+                "By transport mode",
+                by_mode,
+                limit=None,
+                kinds={
+                    "kg_co2e": "kg",
+                    "kg_per_order": "kg",
+                    "kg_per_shipment": "kg",
+                    "share_of_emissions": "pct",
+                },
+            )
+        )
+    s.tables.append(
+        _table(
+            "carbon-monthly",
+            "By month ordered (latest first)",
+            monthly.sort("month", descending=True),
+            limit=None,
+            kinds={"kg_per_order": "kg", "kg_co2e": "kg"},
+        )
+    )
     return s
 
 
-def _funnel(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("funnel", "Traffic funnel", "health")
+def _funnel(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("main", "traffic_funnel")
     if reason:
         return s.unavailable(reason)
     steps = ["sessions", "view_sessions", "cart_sessions", "checkout_sessions", "purchase_sessions"]
-    tot = wh.frame("SELECT " + ", ".join(f"sum({c}) AS {c}" for c in steps) + " FROM main.traffic_funnel").row(0, named=True)
+    tot = wh.frame(
+        "SELECT " + ", ".join(f"sum({c}) AS {c}" for c in steps) + " FROM main.traffic_funnel"
+    ).row(0, named=True)
     rows = []
     for i, c in enumerate(steps):
         prev = tot[steps[i - 1]] if i else None
-        rows.append({"step": c.replace("_sessions", "") if i else "all sessions", "sessions": tot[c],
-                     "share_of_sessions": tot[c] / tot["sessions"] if tot["sessions"] else None,
-                     "conversion_from_previous_step": (tot[c] / prev) if prev else None})
+        rows.append(
+            {
+                "step": c.replace("_sessions", "") if i else "all sessions",
+                "sessions": tot[c],
+                "share_of_sessions": tot[c] / tot["sessions"] if tot["sessions"] else None,
+                "conversion_from_previous_step": (tot[c] / prev) if prev else None,
+            }
+        )
     funnel = pl.DataFrame(rows)
     conv = tot["purchase_sessions"] / tot["sessions"] if tot["sessions"] else None
-    s.intro = ("Sessions reaching each step (view, cart, checkout, purchase) over the whole window; a session counts "
-               "once per step however many events it had. Real shops convert about 1-16% of sessions.")
+    s.intro = (
+        "Sessions reaching each step (view, cart, checkout, purchase) over the whole window; a session counts "
+        "once per step however many events it had. Real shops convert about 1-16% of sessions."
+    )
     s.metrics += [
         Metric("sessions_total", "sessions", tot["sessions"], "int"),
         Metric("purchase_sessions_total", "sessions with a purchase", tot["purchase_sessions"], "int"),
         Metric("session_conversion_rate", "session to purchase conversion", conv, "pct", headline=True),
     ]
-    by_channel = wh.frame("SELECT channel, sum(sessions) AS sessions, sum(purchase_sessions) AS purchase_sessions, "
-                          "sum(purchase_sessions) / nullif(sum(sessions), 0) AS conversion_rate FROM main.traffic_funnel "
-                          "GROUP BY channel ORDER BY sessions DESC")
+    by_channel = wh.frame(
+        "SELECT channel, sum(sessions) AS sessions, sum(purchase_sessions) AS purchase_sessions, "
+        "sum(purchase_sessions) / nullif(sum(sessions), 0) AS conversion_rate FROM main.traffic_funnel "
+        "GROUP BY channel ORDER BY sessions DESC"
+    )
 
     def draw(fig: Any) -> None:
         a1, a2 = fig.subplots(1, 2)
-        _barh(a1, funnel["step"].to_list(), funnel["sessions"].to_list(), lambda v: f"{v:,.0f} ({100 * v / tot['sessions']:.1f}%)")
+        _barh(
+            a1,
+            funnel["step"].to_list(),
+            funnel["sessions"].to_list(),
+            lambda v: f"{v:,.0f} ({100 * v / tot['sessions']:.1f}%)",
+        )
         a1.set_title("sessions reaching each step", fontsize=9)
         a1.set_xlim(right=tot["sessions"] * 1.35)
-        _barh(a2, by_channel["channel"].to_list(), by_channel["conversion_rate"].to_list(), lambda v: f"{100 * v:.1f}%", color=_COLORS[1])
+        _barh(
+            a2,
+            by_channel["channel"].to_list(),
+            by_channel["conversion_rate"].to_list(),
+            lambda v: f"{100 * v:.1f}%",
+            color=_COLORS[1],
+        )
         a2.set_title("conversion by channel", fontsize=9)
         a2.xaxis.set_major_formatter(lambda v, _p: f"{100 * v:.0f}%")
 
-    s.charts.append(_chart("funnel", "Funnel and conversion by channel", "funnel bar chart and conversion per channel", draw, size=(10, 3.2)))
-    s.tables.append(_table("funnel", "Funnel", funnel, limit=None, kinds={"share_of_sessions": "pct", "conversion_from_previous_step": "pct"}))
-    s.tables.append(_table("funnel-by-channel", "By channel", by_channel, limit=None, kinds={"conversion_rate": "pct"}))
+    s.charts.append(
+        _chart(
+            "funnel",
+            "Funnel and conversion by channel",
+            "funnel bar chart and conversion per channel",
+            draw,
+            size=(10, 3.2),
+        )
+    )
+    s.tables.append(
+        _table(
+            "funnel",
+            "Funnel",
+            funnel,
+            limit=None,
+            kinds={"share_of_sessions": "pct", "conversion_from_previous_step": "pct"},
+        )
+    )
+    s.tables.append(
+        _table("funnel-by-channel", "By channel", by_channel, limit=None, kinds={"conversion_rate": "pct"})
+    )
     return s
 
 
-def _delivery(wh: _Warehouse, ctx: dict) -> Section:
-    s = Section("delivery", "Delivery performance", "health")
+def _delivery(s: Section, wh: _Warehouse, ctx: dict) -> Section:
     reason = wh.missing_reason("main", "delivery_performance")
     if reason:
         return s.unavailable(reason)
-    agg = ("sum(shipments) AS shipments, sum(delivered) AS delivered, sum(late) AS late, "
-           "1 - CAST(sum(late) AS DOUBLE) / nullif(sum(delivered), 0) AS on_time_rate, "
-           "sum(mean_delay_days * delivered) / nullif(sum(delivered), 0) AS mean_delay_days, "
-           "sum(mean_delivery_days * delivered) / nullif(sum(delivered), 0) AS mean_delivery_days")
-    carriers = wh.frame(f"SELECT carrier, {agg} FROM main.delivery_performance GROUP BY carrier ORDER BY on_time_rate")
-    regions = wh.frame(f"SELECT region, {agg} FROM main.delivery_performance GROUP BY region ORDER BY on_time_rate LIMIT 10")
+    agg = (
+        "sum(shipments) AS shipments, sum(delivered) AS delivered, sum(late) AS late, "
+        "1 - CAST(sum(late) AS DOUBLE) / nullif(sum(delivered), 0) AS on_time_rate, "
+        "sum(mean_delay_days * delivered) / nullif(sum(delivered), 0) AS mean_delay_days, "
+        "sum(mean_delivery_days * delivered) / nullif(sum(delivered), 0) AS mean_delivery_days"
+    )
+    carriers = wh.frame(
+        f"SELECT carrier, {agg} FROM main.delivery_performance GROUP BY carrier ORDER BY on_time_rate"
+    )
+    regions = wh.frame(
+        f"SELECT region, {agg} FROM main.delivery_performance GROUP BY region ORDER BY on_time_rate LIMIT 10"
+    )
     tot = wh.frame(f"SELECT {agg} FROM main.delivery_performance").row(0, named=True)
     s.intro = "Delivered shipments that arrived by the promised time, by carrier and destination region (worst first)."
     s.metrics += [
@@ -1204,19 +1897,41 @@ def _delivery(wh: _Warehouse, ctx: dict) -> Section:
 
     def draw(fig: Any) -> None:
         a1, a2 = fig.subplots(1, 2)
-        _barh(a1, [str(x) for x in carriers["carrier"]], carriers["on_time_rate"].to_list(), lambda v: f"{100 * v:.1f}%")
+        _barh(
+            a1,
+            [str(x) for x in carriers["carrier"]],
+            carriers["on_time_rate"].to_list(),
+            lambda v: f"{100 * v:.1f}%",
+        )
         a1.set_title("on-time rate by carrier", fontsize=9)
-        _barh(a2, [str(x) for x in regions["region"]], regions["on_time_rate"].to_list(), lambda v: f"{100 * v:.1f}%", color=_COLORS[4])
+        _barh(
+            a2,
+            [str(x) for x in regions["region"]],
+            regions["on_time_rate"].to_list(),
+            lambda v: f"{100 * v:.1f}%",
+            color=_COLORS[4],
+        )
         a2.set_title("on-time rate, 10 worst regions", fontsize=9)
         for ax in (a1, a2):
             ax.set_xlim(0, 1.12)
             ax.xaxis.set_major_formatter(lambda v, _p: f"{100 * v:.0f}%")
 
-    s.charts.append(_chart("delivery", "On-time delivery by carrier and region", "bar charts of on-time rate per carrier and region",
-                           draw, size=(10, max(3.0, 0.3 * max(carriers.height, regions.height) + 1))))
+    s.charts.append(
+        _chart(
+            "delivery",
+            "On-time delivery by carrier and region",
+            "bar charts of on-time rate per carrier and region",
+            draw,
+            size=(10, max(3.0, 0.3 * max(carriers.height, regions.height) + 1)),
+        )
+    )
     kinds = {"on_time_rate": "pct"}
     s.tables.append(_table("delivery-carriers", "By carrier", carriers, limit=None, kinds=kinds))
-    s.tables.append(_table("delivery-regions", "10 regions with the lowest on-time rate", regions, limit=None, kinds=kinds))
+    s.tables.append(
+        _table(
+            "delivery-regions", "10 regions with the lowest on-time rate", regions, limit=None, kinds=kinds
+        )
+    )
     return s
 
 
@@ -1232,18 +1947,30 @@ def _quarantine(raw_dir: Path | None) -> tuple[pl.DataFrame, pl.DataFrame, str |
         return empty, pl.DataFrame(), f"no raw folder found ({raw_dir})" if raw_dir else "no raw folder given"
     with duckdb.connect() as con:
         qfiles = sorted(str(p) for p in (raw_dir / "_quarantine").glob("*/*/*.parquet"))
-        rules = (con.sql("SELECT table_name, rule, count(*) AS rows FROM read_parquet(?, union_by_name = true) "
-                         "GROUP BY ALL ORDER BY table_name, rows DESC", params=[qfiles]).pl() if qfiles else empty)
+        rules = (
+            con.sql(
+                "SELECT table_name, rule, count(*) AS rows FROM read_parquet(?, union_by_name = true) "
+                "GROUP BY ALL ORDER BY table_name, rows DESC",
+                params=[qfiles],
+            ).pl()
+            if qfiles
+            else empty
+        )
         accepted = []
         for folder in sorted(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith("_")):
             files = sorted(str(p) for p in folder.glob("*/*.parquet"))
             if files:
-                n = con.sql("SELECT count(*) FROM read_parquet(?, union_by_name = true)", params=[files]).fetchall()[0][0]
+                # Row counts from the Parquet footers: no data page is read.
+                n = con.sql("SELECT sum(num_rows) FROM parquet_file_metadata(?)", params=[files]).fetchall()[
+                    0
+                ][0]
                 accepted.append({"table": folder.name, "accepted": n})
     return rules, pl.DataFrame(accepted), None
 
 
-def _data_section(wh: _Warehouse | None, manifest: dict, raw_dir: Path | None, warehouse: Path, ctx: dict) -> Section:
+def _data_section(
+    wh: _Warehouse | None, manifest: dict, raw_dir: Path | None, warehouse: Path, ctx: dict
+) -> Section:
     s = Section("data", "What this report was built from", "data")
     s.metrics += [
         Metric("source_name", "source", manifest.get("source") or "unknown (no landing manifest)", "text"),
@@ -1254,49 +1981,93 @@ def _data_section(wh: _Warehouse | None, manifest: dict, raw_dir: Path | None, w
     if manifest.get("input"):
         s.notes.append(f"Input: {manifest['input']}.")
     if manifest.get("currency") or manifest.get("timezone"):
-        s.notes.append(f"Currency {manifest.get('currency', '?')}, shop time zone {manifest.get('timezone', '?')}.")
+        s.notes.append(
+            f"Currency {manifest.get('currency', '?')}, shop time zone {manifest.get('timezone', '?')}."
+        )
     for note in manifest.get("notes") or []:
         s.notes.append(str(note))
     rules, accepted, qreason = _quarantine(raw_dir)
     landed = manifest.get("rows_landed") or manifest.get("rows_in") or {}
     rows_in = manifest.get("rows_in") or {}
-    tables = sorted(set(landed) | set(rows_in) | set(accepted["table"].to_list() if accepted.height else []) |
-                    set(manifest.get("missing_tables") or []))
-    q_by_table = dict(rules.group_by("table_name").agg(pl.col("rows").sum()).iter_rows()) if rules.height else {}
+    tables = sorted(
+        set(landed)
+        | set(rows_in)
+        | set(accepted["table"].to_list() if accepted.height else [])
+        | set(manifest.get("missing_tables") or [])
+    )
+    q_by_table = (
+        dict(rules.group_by("table_name").agg(pl.col("rows").sum()).iter_rows()) if rules.height else {}
+    )
     acc = dict(accepted.iter_rows()) if accepted.height else {}
     adapter_q = manifest.get("quarantined") or {}
     routed = manifest.get("routed_out") or {}
     missing = set(manifest.get("missing_tables") or [])
-    rows = [{
-        "table": t,
-        "in_source": "no: the source lacks it" if t in missing else "yes",
-        "rows_delivered": rows_in.get(t),
-        "quarantined_by_adapter": _sum_counts(adapter_q.get(t)),
-        "routed_out": _sum_counts(routed.get(t)),
-        "rows_landed": landed.get(t),
-        "accepted_at_ingestion": acc.get(t),
-        "quarantined_at_ingestion": q_by_table.get(t, 0 if t in acc else None),
-    } for t in tables]
-    per_table = pl.DataFrame(rows, schema={"table": pl.String, "in_source": pl.String, "rows_delivered": pl.Int64,
-                                           "quarantined_by_adapter": pl.Int64, "routed_out": pl.Int64, "rows_landed": pl.Int64,
-                                           "accepted_at_ingestion": pl.Int64, "quarantined_at_ingestion": pl.Int64})
+    rows = [
+        {
+            "table": t,
+            "in_source": "no: the source lacks it" if t in missing else "yes",
+            "rows_delivered": rows_in.get(t),
+            "quarantined_by_adapter": _sum_counts(adapter_q.get(t)),
+            "routed_out": _sum_counts(routed.get(t)),
+            "rows_landed": landed.get(t),
+            "accepted_at_ingestion": acc.get(t),
+            "quarantined_at_ingestion": q_by_table.get(t, 0 if t in acc else None),
+        }
+        for t in tables
+    ]
+    per_table = pl.DataFrame(
+        rows,
+        schema={
+            "table": pl.String,
+            "in_source": pl.String,
+            "rows_delivered": pl.Int64,
+            "quarantined_by_adapter": pl.Int64,
+            "routed_out": pl.Int64,
+            "rows_landed": pl.Int64,
+            "accepted_at_ingestion": pl.Int64,
+            "quarantined_at_ingestion": pl.Int64,
+        },
+    )
     s.metrics += [
-        Metric("rows_landed_total", "rows landed", int(per_table["rows_landed"].sum()) if per_table.height else None, "int"),
-        Metric("rows_accepted_total", "rows accepted", int(accepted["accepted"].sum()) if accepted.height else None, "int"),
-        Metric("rows_quarantined_total", "rows quarantined at ingestion", int(rules["rows"].sum()) if rules.height else 0, "int"),
+        Metric(
+            "rows_landed_total",
+            "rows landed",
+            int(per_table["rows_landed"].sum()) if per_table.height else None,
+            "int",
+        ),
+        Metric(
+            "rows_accepted_total",
+            "rows accepted",
+            int(accepted["accepted"].sum()) if accepted.height else None,
+            "int",
+        ),
+        Metric(
+            "rows_quarantined_total",
+            "rows quarantined at ingestion",
+            int(rules["rows"].sum()) if rules.height else 0,
+            "int",
+        ),
     ]
     if per_table.height:
         s.tables.append(_table("data-tables", "Rows per raw table", per_table, limit=None))
     if qreason:
         s.notes.append(f"Quarantine counts not available: {qreason}.")
     if rules.height:
-        s.tables.append(_table("quarantine-rules", "Rows quarantined at ingestion, by rule", rules, limit=None))
+        s.tables.append(
+            _table("quarantine-rules", "Rows quarantined at ingestion, by rule", rules, limit=None)
+        )
     else:
         s.notes.append("No row was quarantined at ingestion." if not qreason else "")
     if adapter_q:
-        s.notes.append("Rows the source adapter could not map are in <landing>/_adapter_quarantine/ with their rule.")
+        s.notes.append(
+            "Rows the source adapter could not map are in <landing>/_adapter_quarantine/ with their rule."
+        )
     s.notes = [n for n in s.notes if n]
-    s.notes.append(f"Warehouse: {warehouse.name}" + (f" (data window {ctx['window_first']} to {ctx['window_last']})" if ctx.get("window_first") else "") + ".")
+    s.notes.append(
+        f"Warehouse: {warehouse.name}"
+        + (f" (data window {ctx['window_first']} to {ctx['window_last']})" if ctx.get("window_first") else "")
+        + "."
+    )
     return s
 
 
@@ -1312,21 +2083,51 @@ def _sum_counts(v: Any) -> int | None:
 # Putting it together
 # --------------------------------------------------------------------------------------------------
 
-DECISION_SECTIONS = (_purchase_orders, _replenishment_plan, _customers, _at_risk_customers, _coupons, _product_selection,
-                     _forecast, _forecast_accuracy, _replenishment_simulation, _clv_calibration)
-HEALTH_SECTIONS = (_revenue, _nps, _inventory, _carbon, _funnel, _delivery)
+# Report order: the decision sections first, then the health of the shop.
+SECTIONS: tuple[tuple[str, str, str, Callable[[Section, _Warehouse, dict], Section]], ...] = (
+    ("purchase-orders", "Purchase orders to place", "decisions", _purchase_orders),
+    (
+        "replenishment-plan",
+        "Replenishment plan: SKUs closest to a stock-out",
+        "decisions",
+        _replenishment_plan,
+    ),
+    ("customers-to-contact", "Customers to contact, by segment", "decisions", _customers),
+    ("at-risk-customers", "High-value customers at risk: contact first", "decisions", _at_risk_customers),
+    ("coupons", "Compensation coupons for delayed deliveries", "decisions", _coupons),
+    ("product-selection", "SKUs to expand or delist", "decisions", _product_selection),
+    ("demand-forecast", "Demand forecast of the top SKUs", "decisions", _forecast),
+    ("forecast-accuracy", "How far to trust the forecast: backtest", "decisions", _forecast_accuracy),
+    (
+        "replenishment-simulation",
+        "Would the policy have worked? Replay of a held-out period",
+        "decisions",
+        _replenishment_simulation,
+    ),
+    ("clv-calibration", "Does the lifetime-value model predict well?", "decisions", _clv_calibration),
+    ("revenue", "Revenue", "health", _revenue),
+    ("nps", "Customer satisfaction: NPS", "health", _nps),
+    ("inventory", "Inventory: stock-outs and turnover", "health", _inventory),
+    ("carbon", "Carbon per order by transport mode", "health", _carbon),
+    ("funnel", "Traffic funnel", "health", _funnel),
+    ("delivery", "Delivery performance", "health", _delivery),
+)
 
 
-def _safe(builder: Callable[[_Warehouse, dict], Section], wh: _Warehouse, ctx: dict) -> Section:
+def _safe(
+    key: str,
+    title: str,
+    part: str,
+    builder: Callable[[Section, _Warehouse, dict], Section],
+    wh: _Warehouse,
+    ctx: dict,
+) -> Section:
     """Run one section builder; an unexpected error becomes a 'not available' section, never a failed report."""
     try:
-        return builder(wh, ctx)
+        return builder(Section(key, title, part), wh, ctx)
     except Exception as err:  # noqa: BLE001 - one odd table must not take the whole report down
-        log.exception("report section %s failed", builder.__name__)
-        name = builder.__name__.strip("_").replace("_", " ")
-        part = "decisions" if builder in DECISION_SECTIONS else "health"
-        return Section(_slug(name).replace("_", "-"), name.capitalize(), part, status="unavailable",
-                       reason=f"the section failed: {type(err).__name__}: {err}")
+        log.exception("report section %s failed", key)
+        return Section(key, title, part).unavailable(f"the section failed: {type(err).__name__}: {err}")
 
 
 def _as_of(wh: _Warehouse | None, manifest: dict) -> tuple[date, str | None, str | None]:
@@ -1383,16 +2184,25 @@ def build_report(
     skipped: list[tuple[str, str]] = []
     for table in manifest.get("missing_tables") or []:
         needs = sorted(m for m, raw in MART_NEEDS.items() if raw == table)
-        skipped.append((f"source table {table}", "the source does not have it" + (f"; marts that need it: {', '.join(needs)}" if needs else "")))
+        skipped.append(
+            (
+                f"source table {table}",
+                "the source does not have it"
+                + (f"; marts that need it: {', '.join(needs)}" if needs else ""),
+            )
+        )
 
     if warehouse.exists():
         # Read-only, retried while a writer holds the lock, closed on exit (pipelines.core.warehouse.connect).
         with connect(warehouse, read_only=True) as con:
             wh = _Warehouse(con, manifest)
             ctx["as_of"], ctx["window_first"], ctx["window_last"] = _as_of(wh, manifest)
-            sections += [_safe(b, wh, ctx) for b in DECISION_SECTIONS + HEALTH_SECTIONS]
-            skipped += [(f"mart main.{m}", wh.missing_reason("main", m) or "absent")
-                        for m in EXPECTED_MARTS if not wh.has("main", m)]
+            sections += [_safe(*spec, wh, ctx) for spec in SECTIONS]
+            skipped += [
+                (f"mart main.{m}", wh.missing_reason("main", m) or "absent")
+                for m in EXPECTED_MARTS
+                if not wh.has("main", m)
+            ]
             data = _data_section(wh, manifest, raw_dir, warehouse, ctx)
     else:
         ctx["as_of"], ctx["window_first"], ctx["window_last"] = _as_of(None, manifest)
@@ -1403,8 +2213,13 @@ def build_report(
             skipped.append((sec.title, sec.reason or "not available"))
         skipped += [(f"{sec.title}: {what}", why) for what, why in sec.missing]
 
-    env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     html = env.get_template(TEMPLATE_NAME).render(
         title="shoplens decision report",
         as_of=ctx["as_of"].isoformat(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,57 @@ def shop_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SHOPLENS_LANDING", str(data / "landing"))
     monkeypatch.setenv("SHOPLENS_WAREHOUSE", str(data / "warehouse" / "shoplens.duckdb"))
     return data
+
+
+# The tiny synthetic shop run through the whole pipeline, once per test session.
+
+
+@dataclass(frozen=True)
+class TinyShop:
+    data_dir: Path
+    warehouse: Path
+    raw_dir: Path
+    manifest: dict
+
+
+_TINY: dict[str, TinyShop] = {}
+
+
+def build_tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyShop:
+    """Land the tiny synthetic shop and run the nightly job over it in a temp folder (once per process).
+
+    Paths and DAGSTER_HOME point at the temp folder only while the run lasts; the environment is
+    restored afterwards so other tests see their own settings. Shared with test_notebooks.py.
+    """
+    if "shop" in _TINY:
+        return _TINY["shop"]
+    root = tmp_path_factory.mktemp("tiny_shop")
+    data, home = root / "data", root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    env = {
+        "SHOPLENS_DATA_DIR": data,
+        "SHOPLENS_LANDING": data / "landing",
+        "SHOPLENS_WAREHOUSE": data / "warehouse" / "shoplens.duckdb",
+        "DAGSTER_HOME": home,
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, str(value))
+        from pipelines.demo import land_source, run_pipeline
+
+        manifest = land_source("synthetic", None, "tiny", force=True)
+        import dagster as dg
+
+        # An in-memory Dagster instance: the test needs the run, not its history in $DAGSTER_HOME.
+        ok = run_pipeline(manifest, instance=dg.DagsterInstance.ephemeral())
+    assert ok, "the tiny pipeline run failed: see the captured log"
+    shop = TinyShop(data, data / "warehouse" / "shoplens.duckdb", data / "raw", manifest)
+    assert shop.warehouse.exists(), f"the run did not create {shop.warehouse}"
+    _TINY["shop"] = shop
+    return shop
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyShop:
+    return build_tiny_pipeline(tmp_path_factory)
