@@ -62,12 +62,16 @@ def bulk_ingest(
             frame = read_partitions(settings.raw_dir, table, result.days_written)
             outcome = validate_frame(table, frame.drop([c for c in frame.columns if c.startswith("_")]))
             if not outcome.success:
-                raise SuiteFailed(f"Great Expectations suite failed for {table}: " + "; ".join(outcome.failures))
+                raise SuiteFailed(
+                    f"Great Expectations suite failed for {table}: " + "; ".join(outcome.failures)
+                )
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--start", type=date.fromisoformat, required=True)
     parser.add_argument("--end", type=date.fromisoformat, required=True)
     args = parser.parse_args(argv)

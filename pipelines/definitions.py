@@ -9,7 +9,7 @@ from pipelines.assets.decisions import decision_assets
 from pipelines.assets.forecasting import forecasting_assets
 from pipelines.assets.ingest import ingest_assets, ingest_checks
 from pipelines.assets.reports import report_assets
-from pipelines.assets.transform import dbt_resource, shoplens_dbt_models
+from pipelines.assets.transform import dbt_resource, published_warehouse, shoplens_dbt_models
 from pipelines.core.settings import export_env
 from pipelines.jobs import all_jobs, schedules
 from pipelines.sensors import landing_sensor
@@ -20,6 +20,7 @@ defs = dg.Definitions(
     assets=[
         *ingest_assets,
         shoplens_dbt_models,
+        published_warehouse,
         *forecasting_assets,
         *decision_assets,
         *customer_assets,

@@ -84,14 +84,20 @@ def run_pipeline(manifest: dict, instance=None) -> bool:
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                print(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()[:2000]}")
+                print(
+                    f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()[:2000]}"
+                )
     return result.success
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--source", default="synthetic")
-    parser.add_argument("--input", type=Path, default=None, help="folder of export files for a real-format source")
+    parser.add_argument(
+        "--input", type=Path, default=None, help="folder of export files for a real-format source"
+    )
     parser.add_argument("--scale", default="small", help="synthetic shop size: tiny, small, medium, large")
     parser.add_argument("--force", action="store_true", help="land the source again even if already landed")
     args = parser.parse_args(argv)

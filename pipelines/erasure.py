@@ -45,13 +45,20 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from pipelines.core.ingest import ERASURE_COLUMNS, ERASURE_REGISTER, hash_personal, pii_key, quote_ident, sql_literal
+from pipelines.core.ingest import (
+    ERASURE_COLUMNS,
+    ERASURE_REGISTER,
+    hash_personal,
+    pii_key,
+    quote_ident,
+    sql_literal,
+)
 from pipelines.core.schemas import TABLES
 from pipelines.core.settings import Settings, get_settings
 from pipelines.core.warehouse import WarehouseBusyError, connect
@@ -105,13 +112,16 @@ def customer_ids_for_emails(emails: Iterable[str], settings: Settings) -> list[s
     if snap.exists():
         frame = pl.read_parquet(snap, columns=None)
         if "email_hash" in frame.columns:
-            found |= set(frame.filter(pl.col("email_hash").is_in(wanted)).get_column("customer_id").drop_nulls())
+            found |= set(
+                frame.filter(pl.col("email_hash").is_in(wanted)).get_column("customer_id").drop_nulls()
+            )
     landed = settings.landing_dir / "customers" / "customers.csv"
     if landed.exists():
-        frame = pl.read_csv(landed, infer_schema=False, encoding="utf8-lossy")
-        if "email" in frame.columns:
-            hashed = frame.with_columns(hash_personal(frame.get_column("email"), key).alias("_h"))
-            found |= set(hashed.filter(pl.col("_h").is_in(wanted)).get_column("customer_id").drop_nulls())
+        records = _records(landed)[1]  # lenient: a landing file may hold broken lines
+        emails_landed = pl.Series([r.get("email") for r in records], dtype=pl.String)
+        for record, digest in zip(records, hash_personal(emails_landed, key).to_list(), strict=True):
+            if digest in wanted and (record.get("customer_id") or "").strip():
+                found.add(record["customer_id"].strip())
     if not found:
         raise ErasureError(
             "no customer with that email in the raw customers snapshot or the landing customers file "
@@ -193,7 +203,11 @@ def _strip_landing_csv(path: Path, customer_ids: set[str], order_ids: set[str], 
         header = [h.strip().lstrip("\ufeff") for h in next(reader)]
     except StopIteration:
         return 0
-    cols = [(header.index(c), ids) for c, ids in (("customer_id", customer_ids), ("order_id", order_ids)) if c in header]
+    cols = [
+        (header.index(c), ids)
+        for c, ids in (("customer_id", customer_ids), ("order_id", order_ids))
+        if c in header
+    ]
     if not cols:
         return 0
     keep, start, removed = lines[: reader.line_num], reader.line_num, 0
@@ -240,7 +254,9 @@ def _strip_side_file(path: Path, ids: set[str], emails: set[str], dry_run: bool)
     return removed
 
 
-def _erase_landing(settings: Settings, cids: set[str], oids: set[str], emails: set[str], report: ErasureReport) -> None:
+def _erase_landing(
+    settings: Settings, cids: set[str], oids: set[str], emails: set[str], report: ErasureReport
+) -> None:
     landing = settings.landing_dir
     for table in TABLES:
         for path in sorted((landing / table).glob("*.csv")):
@@ -248,7 +264,9 @@ def _erase_landing(settings: Settings, cids: set[str], oids: set[str], emails: s
             report.removed[f"landing:{table}"] += n
     for kind in (ADAPTER_QUARANTINE_DIR, ROUTED_OUT_DIR):
         for path in sorted((landing / kind).glob("*.csv")):
-            report.removed[f"landing:{kind}/{path.stem}"] += _strip_side_file(path, cids | oids, emails, report.dry_run)
+            report.removed[f"landing:{kind}/{path.stem}"] += _strip_side_file(
+                path, cids | oids, emails, report.dry_run
+            )
     manifest = landing / MANIFEST_NAME
     removed = {k.split(":", 1)[1]: n for k, n in report.removed.items() if k.startswith("landing:") and n}
     if removed and manifest.exists() and not report.dry_run:
@@ -271,7 +289,9 @@ def _erased_rows(frame_columns: list[str], cids: list[str], oids: list[str]) -> 
         conds.append(pl.col("order_id").is_in(oids))
     if "raw_record" in frame_columns:  # quarantine: the record as delivered (JSON of fields or a csv_line)
         rec = pl.col("raw_record")
-        fields = rec.str.json_path_match("$.csv_line").str.split(",").list.eval(pl.element().str.strip_chars(' "'))
+        fields = (
+            rec.str.json_path_match("$.csv_line").str.split(",").list.eval(pl.element().str.strip_chars(' "'))
+        )
         conds += [
             rec.str.json_path_match("$.customer_id").is_in(cids),
             rec.str.json_path_match("$.order_id").is_in(oids),
@@ -318,7 +338,9 @@ def _erase_raw(settings: Settings, cids: list[str], oids: list[str], report: Era
             keep_empty = path.parent.name == "snapshot"
             report.removed[f"raw:{table}"] += _rewrite_parquet(path, cond_for, report.dry_run, keep_empty)
         for path in sorted((raw / "_quarantine" / table).glob("**/*.parquet")):
-            report.removed[f"raw:_quarantine/{table}"] += _rewrite_parquet(path, cond_for, report.dry_run, True)
+            report.removed[f"raw:_quarantine/{table}"] += _rewrite_parquet(
+                path, cond_for, report.dry_run, True
+            )
 
 
 # ------------------------------------------------------------------------------------------- warehouse
@@ -338,8 +360,8 @@ def _erase_warehouse(settings: Settings, cids: list[str], oids: list[str], repor
             """
         ).fetchall()
         con.execute("CREATE TEMP TABLE _erase_c (id VARCHAR); CREATE TEMP TABLE _erase_o (id VARCHAR)")
-        con.executemany("INSERT INTO _erase_c VALUES (?)", [(c,) for c in cids])
-        con.executemany("INSERT INTO _erase_o VALUES (?)", [(o,) for o in oids])
+        con.execute("INSERT INTO _erase_c SELECT unnest(CAST(? AS VARCHAR[]))", [cids])
+        con.execute("INSERT INTO _erase_o SELECT unnest(CAST(? AS VARCHAR[]))", [oids])
         con.execute("BEGIN TRANSACTION")
         try:
             for schema, name, columns in tables:
@@ -394,7 +416,9 @@ def _erase_exports(settings: Settings, cids: list[str], oids: list[str], report:
             n = _rewrite_export_csv(path, cids, oids, report.dry_run)
         else:
             if any(i in path.read_bytes().decode("utf-8", errors="replace") for i in (*cids, *oids)):
-                report.warnings.append(f"{path} mentions an erased id and is not a CSV/Parquet file: check it")
+                report.warnings.append(
+                    f"{path} mentions an erased id and is not a CSV/Parquet file: check it"
+                )
             continue
         report.removed[f"exports:{path.relative_to(folder)}"] += n
     reports = settings.reports_dir
@@ -412,9 +436,7 @@ def _rewrite_export_csv(path: Path, cids: list[str], oids: list[str], dry_run: b
     cond = _erased_rows(frame.columns, cids, oids)
     if cond is None:
         return 0
-    unquoted = frame.with_columns(
-        [pl.col(c).str.strip_prefix("'") for c in ID_COLUMNS if c in frame.columns]
-    )
+    unquoted = frame.with_columns([pl.col(c).str.strip_prefix("'") for c in ID_COLUMNS if c in frame.columns])
     mask = unquoted.select(cond.alias("m")).get_column("m")
     n = int(mask.sum())
     if n and not dry_run:
@@ -446,7 +468,7 @@ def erase(
     oids = _order_ids(cids, settings)
     report = ErasureReport(sorted(cids), sorted(oids), register_path(settings), dry_run=dry_run)
     if not dry_run:
-        _append_register(report.register, cids, oids, now or datetime.now(timezone.utc))
+        _append_register(report.register, cids, oids, now or datetime.now(UTC))
     email_set = {e.strip().lower() for e in emails}
     _erase_landing(settings, cids, oids, email_set, report)
     _erase_raw(settings, sorted(cids), sorted(oids), report)
@@ -462,7 +484,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--customer-id", action="append", default=[], help="a customer id (repeatable)")
     parser.add_argument(
-        "--email", action="append", default=[], help="an email, matched by its keyed hash (repeatable; never stored)"
+        "--email",
+        action="append",
+        default=[],
+        help="an email, matched by its keyed hash (repeatable; never stored)",
     )
     parser.add_argument("--dry-run", action="store_true", help="count what would be removed, change nothing")
     args = parser.parse_args(argv)
@@ -472,7 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"erasure: {err}", file=sys.stderr)
         return 2
     except (duckdb.Error, WarehouseBusyError) as err:
-        print(f"erasure: the warehouse could not be changed ({err}); run it again when no pipeline runs", file=sys.stderr)
+        print(
+            f"erasure: the warehouse could not be changed ({err}); run it again when no pipeline runs",
+            file=sys.stderr,
+        )
         return 1
     for line in report.lines():
         print(line)

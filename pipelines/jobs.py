@@ -1,6 +1,5 @@
 """Jobs and the nightly schedule, named the way an analyst talks about them."""
 
-
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -8,7 +7,9 @@ import dagster as dg
 
 from pipelines.core.settings import get_settings
 
-ingest_selection = dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets(["decisions", "sales_spike_alerts"])
+ingest_selection = dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets(
+    ["decisions", "sales_spike_alerts"]
+)
 
 nightly_job = dg.define_asset_job(
     name="nightly_shop_refresh",

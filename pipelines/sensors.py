@@ -5,7 +5,6 @@ restarted daemon, a re-delivered file or a cleared cursor all end in the same pl
 (day + newest file time) keeps one delivery from starting two runs.
 """
 
-
 from collections import defaultdict
 from pathlib import Path
 
@@ -57,4 +56,6 @@ def landing_sensor(context: dg.SensorEvaluationContext):
     newest_first = sorted(stale, reverse=True)[:MAX_RUNS_PER_TICK]
     context.log.info(f"{len(stale)} day(s) with new landing files; requesting {len(newest_first)}")
     for day in newest_first:
-        yield dg.RunRequest(run_key=f"landing-{day}-{stale[day]}", partition_key=day, tags={"shoplens/day": day})
+        yield dg.RunRequest(
+            run_key=f"landing-{day}-{stale[day]}", partition_key=day, tags={"shoplens/day": day}
+        )

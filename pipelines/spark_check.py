@@ -1,5 +1,5 @@
 """Prove the dbt project builds on Spark: build it on DuckDB and on local Spark over the same raw Parquet
-and compare the key figures.
+and compare the results.
 
     python -m pipelines.spark_check --data-dir data                 # <data>/raw/** as ingestion wrote it
     python -m pipelines.spark_check --data-dir /tmp/shop --duckdb-warehouse /tmp/shop/warehouse/shoplens.duckdb
@@ -13,8 +13,9 @@ Needs `pip install -r requirements-spark.txt` (pyspark, dbt-spark) and Java 17. 
    `dbt build` with the `spark` target (`method: session`). Both invocations and the comparison queries
    run on one SparkSession (dbt-spark's session cursor calls `SparkSession.builder.getOrCreate()`, and so
    does the comparison), so the JVM starts once.
-3. Compare: the figures in FIGURES plus the row count of every mart, value by value, print a table and
-   return non-zero when anything differs.
+3. Compare: the key figures in FIGURES value by value, then every mart: its row count and one total per
+   column (sum of a number column, count of true in a boolean one, distinct values of any other). Print
+   both tables; exit 1 when anything differs, 2 when a build fails.
 Spark's warehouse and its Derby metastore live in the work folder (a temporary one by default), so a
 check never touches data/ or dbt_project/.
 """
@@ -41,15 +42,19 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 SPARK_SCHEMA = "shoplens"
 DUCKDB_SCHEMA = "main"
+MART_PREFIX = "mart "  # Comparison.figure of the per-mart totals: "mart <name>"
 
 
 @dataclass(frozen=True)
 class Figure:
     """One key figure: portable SQL over one mart (`{rel}` is replaced by the engine's relation name).
 
-    The first `keys` columns identify a row, every further column is a value compared with
-    `tolerance` (absolute; 0 = exact). A figure rounded to d decimals in the mart gets a tolerance of one
-    unit in its last digit: float noise between engines can tip a value across a rounding boundary.
+    The first `keys` columns identify a row, every further column is a value compared with an absolute
+    `tolerance` (0 = exact) or a relative one, whichever is looser. A figure rounded to d decimals in the
+    mart gets one unit in its last digit: the engines round an exact half differently (DuckDB rounds the
+    binary double, 339.275 -> 339.27; Spark its decimal form, -> 339.28), and float noise from another
+    summation order can tip a value across a rounding boundary. A sum of rounded values gets a relative
+    tolerance on top, as each of its terms may be off by that unit.
     """
 
     name: str
@@ -57,6 +62,7 @@ class Figure:
     sql: str
     keys: int
     tolerance: float = 0.0
+    rel_tolerance: float = 1e-9
 
 
 FIGURES: tuple[Figure, ...] = (
@@ -88,8 +94,15 @@ FIGURES: tuple[Figure, ...] = (
         "from {rel} group by cast(month_start as date)",
         keys=1,
         tolerance=0.00001,
+        rel_tolerance=1e-6,
     ),
 )
+
+# Per-mart column totals: sums of integers are exact; sums of rounded decimals and doubles may differ by
+# the rounding of exact halves in a few rows (see Figure), far below this relative tolerance.
+TOTAL_REL_TOLERANCE = 1e-5
+TOTAL_ABS_TOLERANCE = 1e-3
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,7 @@ class Comparison:
 class CheckResult:
     comparisons: list[Comparison]
     seconds: dict[str, float] = field(default_factory=dict)
-    spark_results: dict[str, int] = field(default_factory=dict)  # dbt node status -> count on Spark
+    spark_results: dict[str, int] = field(default_factory=dict)  # "<node kind> <status>" -> count on Spark
 
     @property
     def ok(self) -> bool:
@@ -130,13 +143,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _same(a: Any, b: Any, tolerance: float) -> bool:
+def _same(a: Any, b: Any, tolerance: float, rel_tolerance: float = 1e-9) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
             return True
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=tolerance)
+        return math.isclose(a, b, rel_tol=rel_tolerance, abs_tol=tolerance)
     return a == b
 
 
@@ -147,11 +160,12 @@ def compare_rows(
     duckdb_rows: Iterable[Sequence[Any]],
     spark_rows: Iterable[Sequence[Any]],
     tolerance: float = 0.0,
+    rel_tolerance: float = 1e-9,
 ) -> list[Comparison]:
     """Compare two result sets by key, value column by value column.
 
-    A key present on one engine only is a mismatch (every value column is reported against None), and so
-    is a key that appears twice on one engine (the figure's SQL must give one row per key).
+    A key present on one engine only is a mismatch (its values are reported against None), and a key
+    that appears twice on one engine is an error (the figure's SQL must give one row per key).
     """
 
     def index(rows: Iterable[Sequence[Any]], engine: str) -> dict[tuple, tuple]:
@@ -173,30 +187,82 @@ def compare_rows(
         both = key in duck and key in spark
         label = " / ".join("null" if v is None else str(v) for v in key)
         for column, d, s in zip(columns[keys:], d_vals, s_vals, strict=True):
-            out.append(Comparison(figure, label, column, d, s, both and _same(d, s, tolerance)))
+            out.append(Comparison(figure, label, column, d, s, both and _same(d, s, tolerance, rel_tolerance)))
     return out
 
 
-def format_table(comparisons: Sequence[Comparison]) -> str:
-    """A fixed-width text table of the comparisons, mismatches marked."""
+def totals_sql(columns: Sequence[tuple[str, str]], quote: str) -> tuple[list[str], str]:
+    """Labels and one-row SQL (with `{rel}`) totalling a mart: rows, then per column a sum (numbers),
+    a count of true (booleans) or a count of distinct values (text, dates, timestamps)."""
+    labels, exprs = ["rows"], ["count(*)"]
+    for name, dtype in columns:
+        q = f"{quote}{name}{quote}"
+        dtype = dtype.upper()
+        if dtype in _INTEGER_TYPES or dtype.startswith(("DECIMAL", "DOUBLE", "FLOAT", "REAL")):
+            labels.append(f"sum({name})")
+            exprs.append(f"sum(cast({q} as double))")
+        elif dtype == "BOOLEAN":
+            labels.append(f"true({name})")
+            exprs.append(f"sum(case when {q} then 1 else 0 end)")
+        else:
+            labels.append(f"distinct({name})")
+            exprs.append(f"count(distinct {q})")
+    return labels, "select " + ", ".join(exprs) + " from {rel}"
 
-    def cell(v: Any) -> str:
-        if v is None:
-            return "null"
-        if isinstance(v, float):
-            return f"{v:.6g}" if abs(v) >= 1e6 else f"{v:.6f}".rstrip("0").rstrip(".")
-        return str(v)
 
-    header = ("figure", "key", "column", "duckdb", "spark", "")
-    rows = [header] + [
-        (c.figure, c.key, c.column, cell(c.duckdb), cell(c.spark), "ok" if c.ok else "MISMATCH")
-        for c in comparisons
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths).rstrip())
-    bad = sum(1 for c in comparisons if not c.ok)
-    lines.append(f"{len(comparisons) - bad} of {len(comparisons)} values equal" + (f", {bad} differ" if bad else ""))
+def _cell(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:.6g}" if abs(v) >= 1e6 else f"{v:.6f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def format_report(comparisons: Sequence[Comparison]) -> str:
+    """The key figures value by value, then one line per mart (rows and column totals), then any mismatch."""
+    figures = [c for c in comparisons if not c.figure.startswith(MART_PREFIX)]
+    marts: dict[str, list[Comparison]] = {}
+    for c in comparisons:
+        if c.figure.startswith(MART_PREFIX):
+            marts.setdefault(c.figure[len(MART_PREFIX) :], []).append(c)
+    lines = ["Key figures, DuckDB vs Spark"]
+    lines += _table(
+        ("figure", "key", "column", "duckdb", "spark", ""),
+        [(c.figure, c.key, c.column, _cell(c.duckdb), _cell(c.spark), "ok" if c.ok else "MISMATCH") for c in figures],
+    )
+    if marts:
+        lines += ["", "Every mart: row count, and a total per column (sum, count of true, or distinct values)"]
+        rows = []
+        for mart, cs in marts.items():
+            count = next((c for c in cs if c.column == "rows"), None)
+            bad = [c.column for c in cs if not c.ok]
+            rows.append(
+                (
+                    mart,
+                    _cell(count.duckdb if count else None),
+                    _cell(count.spark if count else None),
+                    str(len(cs)),
+                    ", ".join(bad) if bad else "ok",
+                )
+            )
+        lines += _table(("mart", "rows duckdb", "rows spark", "values compared", "differing"), rows)
+    bad = [c for c in comparisons if not c.ok]
+    if bad:
+        lines += ["", "Mismatches"]
+        lines += _table(
+            ("figure", "key", "column", "duckdb", "spark"),
+            [(c.figure, c.key, c.column, _cell(c.duckdb), _cell(c.spark)) for c in bad],
+        )
+    lines.append(
+        f"{len(comparisons) - len(bad)} of {len(comparisons)} values equal" + (f", {len(bad)} differ" if bad else "")
+    )
     return "\n".join(lines)
 
 
@@ -232,23 +298,26 @@ def _dbt_args(command: list[str], target: str, work: Path) -> list[str]:
     ]
 
 
+def _build_command(models_only: bool) -> list[str]:
+    return ["build", *(["--exclude", "resource_type:test", "resource_type:unit_test"] if models_only else [])]
+
+
 def start_duckdb_build(data_dir: Path, warehouse: Path, work: Path, models_only: bool) -> subprocess.Popen:
     """Start `dbt build` on DuckDB in a subprocess (own process: DuckDB's single-writer file, own logs)."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    command = ["build", *(["--exclude", "resource_type:test", "resource_type:unit_test"] if models_only else [])]
     env = os.environ | {
         "SHOPLENS_DATA_DIR": str(data_dir),
         "SHOPLENS_WAREHOUSE": str(warehouse),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    log = (work / "duckdb_build.log").open("w")
-    return subprocess.Popen(
-        [str(Path(sys.executable).parent / "dbt"), *_dbt_args(command, "dev", work), "--no-use-colors"],
-        env=env,
-        cwd=work,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (work / "duckdb_build.log").open("w") as log:
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "dbt"), *_dbt_args(_build_command(models_only), "dev", work)],
+            env=env,
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _invoke(runner: Any, args: list[str]) -> Any:
@@ -272,15 +341,14 @@ def spark_build(work: Path, models_only: bool) -> tuple[dict[str, int], dict[str
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     _invoke(runner, _dbt_args(["run-operation", "create_spark_sources"], "spark", work))
-    seconds["spark: start session + register raw tables"] = time.perf_counter() - t0
+    seconds["spark: parse, start session, register raw tables"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    command = ["build", *(["--exclude", "resource_type:test", "resource_type:unit_test"] if models_only else [])]
-    res = _invoke(runner, _dbt_args(command, "spark", work))
+    res = _invoke(runner, _dbt_args(_build_command(models_only), "spark", work))
     seconds["spark: dbt build"] = time.perf_counter() - t0
     statuses: dict[str, int] = {}
     for r in res.result.results:
-        kind = r.node.unique_id.split(".")[0]
-        statuses[f"{kind} {r.status}"] = statuses.get(f"{kind} {r.status}", 0) + 1
+        kind = f"{r.node.unique_id.split('.')[0]} {r.status}"
+        statuses[kind] = statuses.get(kind, 0) + 1
     return statuses, seconds
 
 
@@ -295,7 +363,7 @@ def mart_models(manifest_path: Path) -> list[str]:
 
 
 def compare_builds(duckdb_con: Any, spark: Any, marts: Sequence[str]) -> list[Comparison]:
-    """Run every figure and the mart row counts on both engines and compare them."""
+    """Run every key figure and the per-mart totals on both engines and compare them."""
 
     def on_duckdb(sql: str, model: str) -> tuple[list[str], list[tuple]]:
         rel = duckdb_con.sql(sql.format(rel=f"{DUCKDB_SCHEMA}.{model}"))
@@ -307,11 +375,29 @@ def compare_builds(duckdb_con: Any, spark: Any, marts: Sequence[str]) -> list[Co
     out: list[Comparison] = []
     for fig in FIGURES:
         columns, d_rows = on_duckdb(fig.sql, fig.model)
-        out += compare_rows(fig.name, columns, fig.keys, d_rows, on_spark(fig.sql, fig.model), fig.tolerance)
-    count_sql = "select count(*) from {rel}"
-    d_counts = [(m, on_duckdb(count_sql, m)[1][0][0]) for m in marts]
-    s_counts = [(m, on_spark(count_sql, m)[0][0]) for m in marts]
-    out += compare_rows("rows per mart", ["mart", "rows"], 1, d_counts, s_counts)
+        s_rows = on_spark(fig.sql, fig.model)
+        out += compare_rows(fig.name, columns, fig.keys, d_rows, s_rows, fig.tolerance, fig.rel_tolerance)
+
+    for mart in marts:
+        columns = [(r[0], r[1]) for r in duckdb_con.sql(f"describe {DUCKDB_SCHEMA}.{mart}").fetchall()]
+        spark_columns = {c.lower() for c in spark.table(f"{SPARK_SCHEMA}.{mart}").columns}
+        missing = [name for name, _ in columns if name.lower() not in spark_columns]
+        if missing:
+            out += [Comparison(MART_PREFIX + mart, mart, f"column {m}", "present", None, False) for m in missing]
+            columns = [c for c in columns if c[0] not in missing]
+        labels, duck_sql = totals_sql(columns, '"')
+        _, spark_sql = totals_sql(columns, "`")
+        d_row = on_duckdb(duck_sql, mart)[1][0]
+        s_row = on_spark(spark_sql, mart)[0]
+        out += compare_rows(
+            MART_PREFIX + mart,
+            ["mart", *labels],
+            1,
+            [(mart, *d_row)],
+            [(mart, *s_row)],
+            TOTAL_ABS_TOLERANCE,
+            TOTAL_REL_TOLERANCE,
+        )
     return out
 
 
@@ -337,6 +423,8 @@ def run_check(
     if duckdb_warehouse is None:
         duckdb_warehouse = work_dir / "duckdb" / "shoplens.duckdb"
         duck_proc = start_duckdb_build(data_dir, duckdb_warehouse, work_dir, models_only)
+    elif not duckdb_warehouse.exists():
+        raise FileNotFoundError(f"{duckdb_warehouse}: no such DuckDB warehouse")
 
     spark_dir = work_dir / "spark"
     spark_dir.mkdir(exist_ok=True)
@@ -360,10 +448,9 @@ def run_check(
             if duck_proc.wait(timeout=900) != 0:
                 log = (work_dir / "duckdb_build.log").read_text()[-4000:]
                 raise RuntimeError(f"dbt build on DuckDB failed (log {work_dir / 'duckdb_build.log'}):\n{log}")
-            seconds["duckdb: dbt build, waited for after Spark"] = time.perf_counter() - t0
+            seconds["duckdb: waiting for its build after Spark's"] = time.perf_counter() - t0
 
-        # the session dbt-spark started (getOrCreate): one JVM for the whole check
-        spark = SparkSession.builder.getOrCreate()
+        spark = SparkSession.builder.getOrCreate()  # the session dbt-spark started: one JVM for the check
         t0 = time.perf_counter()
         con = duckdb.connect(str(duckdb_warehouse), read_only=True)
         try:
@@ -379,21 +466,25 @@ def run_check(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("SHOPLENS_DATA_DIR", PROJECT_ROOT / "data")))
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("SHOPLENS_DATA_DIR", PROJECT_ROOT / "data")),
+        help="folder holding raw/ (default: $SHOPLENS_DATA_DIR or data/)",
+    )
     parser.add_argument("--work-dir", type=Path, help="where both builds write (default: a temporary folder)")
     parser.add_argument("--duckdb-warehouse", type=Path, help="compare against this existing DuckDB build")
     parser.add_argument("--models-only", action="store_true", help="seeds and models only, no dbt tests")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="shoplens_spark_") as tmp:
-        work = args.work_dir or Path(tmp)
         try:
-            result = run_check(args.data_dir, work, args.duckdb_warehouse, args.models_only)
+            result = run_check(args.data_dir, args.work_dir or Path(tmp), args.duckdb_warehouse, args.models_only)
         except (RuntimeError, FileNotFoundError) as exc:
             print(f"spark check failed: {exc}", file=sys.stderr)
             return 2
-    print(format_table(result.comparisons))
+    print(format_report(result.comparisons))
     print("Spark build: " + ", ".join(f"{v} {k}" for k, v in sorted(result.spark_results.items())))
     print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
     return 0 if result.ok else 1

@@ -38,7 +38,7 @@ def warehouse_counts(warehouse: Path) -> list[tuple[str, str, int]]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         tables = con.sql(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1, 2"
+            "WHERE table_schema IN ('main', 'decisions') ORDER BY 1, 2"
         ).fetchall()
         out = []
         for schema, name in tables:
@@ -51,7 +51,9 @@ def print_summary() -> None:
     s = get_settings()
     manifest = read_manifest(s.landing_dir) or {}
     print("\n=== shoplens summary ===")
-    print(f"source: {manifest.get('source', '?')}  dates: {manifest.get('first_date')} .. {manifest.get('last_date')}")
+    print(
+        f"source: {manifest.get('source', '?')}  dates: {manifest.get('first_date')} .. {manifest.get('last_date')}"
+    )
     if manifest.get("missing_tables"):
         print(f"tables this source lacks (their marts are skipped): {', '.join(manifest['missing_tables'])}")
     print("\nraw tables (accepted rows):")
@@ -64,11 +66,13 @@ def print_summary() -> None:
         print(f"  {table:<18} {rule:<20} {n:>8,}")
     counts = warehouse_counts(s.warehouse)
     if counts:
-        print(f"\nwarehouse models ({len(counts)} tables and views):")
+        print(f"\npublished warehouse: marts and decisions ({len(counts)} tables and views):")
         for schema, name, n in counts:
             print(f"  {schema + '.' + name:<50} {n:>12,}")
     print("\nwhere things are:")
-    print(f"  warehouse  {s.warehouse.relative_to(s.data_dir.parent) if s.warehouse.is_relative_to(s.data_dir.parent) else s.warehouse}")
+    print(
+        f"  warehouse  {s.warehouse.relative_to(s.data_dir.parent) if s.warehouse.is_relative_to(s.data_dir.parent) else s.warehouse}"
+    )
     for label, path in (("raw", s.raw_dir), ("exports", s.exports_dir), ("reports", s.reports_dir)):
         rel = path.relative_to(s.data_dir.parent) if path.is_relative_to(s.data_dir.parent) else path
         print(f"  {label:<10} {rel}/")

@@ -89,6 +89,7 @@ def dbt_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="session")
 def wh(dbt_build: dict) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(dbt_build["warehouse"]), read_only=True)
+    con.execute("SET schema = 'build'")  # dbt builds into `build`; the pipeline publishes it to `main`
     yield con
     con.close()
 

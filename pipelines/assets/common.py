@@ -10,6 +10,8 @@ import polars as pl
 from pipelines.core.settings import get_settings
 
 OWNERS = ["team:analytics"]
+# Decisions read the marts only after the audited dbt build was published to schema main.
+PUBLISHED = dg.AssetKey("published_warehouse")
 
 
 @dataclass(frozen=True)

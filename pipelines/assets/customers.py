@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from models import clv
-from pipelines.assets.common import DECISIONS, OWNERS, md_preview, needs_marts, png_metadata
+from pipelines.assets.common import DECISIONS, OWNERS, PUBLISHED, md_preview, needs_marts, png_metadata
 from pipelines.core.warehouse import connect, export, write_table
 
 
@@ -25,7 +25,12 @@ def _transactions(con) -> pl.DataFrame:
 @dg.asset(
     key=["decisions", "customer_clv"],
     group_name="decisions",
-    deps=[dg.AssetKey("customer_purchase_summary"), dg.AssetKey("customer_rfm"), dg.AssetKey("fct_order_lines")],
+    deps=[
+        PUBLISHED,
+        dg.AssetKey("customer_purchase_summary"),
+        dg.AssetKey("customer_rfm"),
+        dg.AssetKey("fct_order_lines"),
+    ],
     kinds={"duckdb", "polars", "scipy"},
     owners=OWNERS,
     pool="duckdb_writer",
@@ -41,7 +46,9 @@ def customer_clv(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         if missing:
             return _skipped(context, missing)
         summary = con.sql("SELECT * FROM main.customer_purchase_summary").pl()
-        rfm = con.sql("SELECT customer_id, segment, segment_action, recency_days, monetary FROM main.customer_rfm").pl()
+        rfm = con.sql(
+            "SELECT customer_id, segment, segment_action, recency_days, monetary FROM main.customer_rfm"
+        ).pl()
     as_of = summary["as_of_date"].max()
     bg, gg = clv.fit_clv_models(summary)
     scored = clv.score_customers(summary, as_of, bgnbd=bg, gamma_gamma=gg)
@@ -68,17 +75,37 @@ def customer_clv(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         metadata={
             "dagster/row_count": scored.height,
             "bgnbd_params": dg.MetadataValue.json(
-                {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "log_likelihood": bg.log_likelihood,
-                 "converged": bg.converged, "fit_seconds": bg.fit_seconds}
+                {
+                    "r": bg.r,
+                    "alpha": bg.alpha,
+                    "a": bg.a,
+                    "b": bg.b,
+                    "log_likelihood": bg.log_likelihood,
+                    "converged": bg.converged,
+                    "fit_seconds": bg.fit_seconds,
+                }
             ),
             "gamma_gamma_params": dg.MetadataValue.json(
-                {"p": gg.p, "q": gg.q, "v": gg.v, "log_likelihood": gg.log_likelihood, "converged": gg.converged}
+                {
+                    "p": gg.p,
+                    "q": gg.q,
+                    "v": gg.v,
+                    "log_likelihood": gg.log_likelihood,
+                    "converged": gg.converged,
+                }
             ),
             "customers_by_churn_risk": dg.MetadataValue.json(dict(bands.iter_rows())),
             "predicted_clv_total": float(scored["predicted_clv"].sum()),
             "top_value_at_risk": md_preview(
-                scored.select("customer_id", "segment", "p_alive", "predicted_clv", "value_at_risk", "churn_risk",
-                              "segment_action")
+                scored.select(
+                    "customer_id",
+                    "segment",
+                    "p_alive",
+                    "predicted_clv",
+                    "value_at_risk",
+                    "churn_risk",
+                    "segment_action",
+                )
             ),
             "notes": dg.MetadataValue.text("\n".join(notes) or "fit converged"),
         }
@@ -88,7 +115,7 @@ def customer_clv(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 @dg.asset(
     key=["decisions", "clv_calibration"],
     group_name="decisions",
-    deps=[dg.AssetKey("fct_order_lines")],
+    deps=[PUBLISHED, dg.AssetKey("fct_order_lines")],
     kinds={"duckdb", "polars", "scipy"},
     owners=OWNERS,
     pool="duckdb_writer",

@@ -9,8 +9,8 @@ import polars as pl
 from models import inventory_policy as policy
 from models import selection as sel
 from models import simulation as sim
-from pipelines.assets.common import OWNERS, md_preview, needs_marts
-from pipelines.assets.forecasting import load_calendar, load_demand
+from pipelines.assets.common import OWNERS, PUBLISHED, md_preview, needs_marts
+from pipelines.assets.forecasting import MIN_TRAIN_DAYS, load_calendar, load_demand
 from pipelines.core.settings import get_settings
 from pipelines.core.warehouse import connect, export, write_table
 from pipelines.partitions import daily_partitions
@@ -30,13 +30,13 @@ def _products(con) -> pl.DataFrame:
 
 def _stock(con, as_of: date) -> pl.DataFrame:
     """End-of-day stock per SKU and warehouse on the as-of date (the latest day with inventory data)."""
-    return con.execute(
+    return con.sql(
         """
         SELECT sku, warehouse, on_hand, coalesce(on_order, 0) AS on_order
         FROM main.stg_raw__inventory
         WHERE stock_date = (SELECT max(stock_date) FROM main.stg_raw__inventory WHERE stock_date <= ?)
         """,
-        [as_of],
+        params=[as_of],
     ).pl()
 
 
@@ -49,7 +49,12 @@ def _skipped(context: dg.AssetExecutionContext, what: str) -> dg.MaterializeResu
 @dg.asset(
     key=["decisions", "replenishment_plan"],
     group_name="decisions",
-    deps=[dg.AssetKey(["decisions", "demand_forecast"]), dg.AssetKey("dim_products"), dg.AssetKey("stg_raw__inventory")],
+    deps=[
+        PUBLISHED,
+        dg.AssetKey(["decisions", "demand_forecast"]),
+        dg.AssetKey("dim_products"),
+        dg.AssetKey("stg_raw__inventory"),
+    ],
     kinds={"polars", "duckdb"},
     owners=OWNERS,
     pool="duckdb_writer",
@@ -61,13 +66,17 @@ def _skipped(context: dg.AssetExecutionContext, what: str) -> dg.MaterializeResu
 )
 def replenishment_plan(context: dg.AssetExecutionContext, config: PolicySettings) -> dg.MaterializeResult:
     with connect(log=context.log.info) as con:
-        if needs_marts(con, ["demand_forecast"], schema="decisions") or needs_marts(con, ["stg_raw__inventory"]):
+        if needs_marts(con, ["demand_forecast"], schema="decisions") or needs_marts(
+            con, ["stg_raw__inventory"]
+        ):
             return _skipped(context, "no forecast or no inventory data for this source")
         forecast = con.sql("SELECT * FROM decisions.demand_forecast").pl()
         products = _products(con)
         today = forecast["date"].min() - timedelta(days=1)
         stock = _stock(con, today)
-    cfg = policy.PolicyConfig(service_level=config.service_level, review_period_days=config.review_period_days)
+    cfg = policy.PolicyConfig(
+        service_level=config.service_level, review_period_days=config.review_period_days
+    )
     plan = policy.replenishment_plan(forecast, products, stock, today=today, config=cfg)
     write_table(plan, "decisions", "replenishment_plan")
     export(plan, "replenishment_plan")
@@ -78,7 +87,9 @@ def replenishment_plan(context: dg.AssetExecutionContext, config: PolicySettings
             "as_of": str(today),
             "service_level": config.service_level,
             "rows_with_order_due": due.height,
-            "preview": md_preview(plan.sort("stockout_risk", descending=True) if "stockout_risk" in plan.columns else plan),
+            "preview": md_preview(
+                plan.sort("stockout_risk", descending=True) if "stockout_risk" in plan.columns else plan
+            ),
         }
     )
 
@@ -86,7 +97,7 @@ def replenishment_plan(context: dg.AssetExecutionContext, config: PolicySettings
 @dg.asset(
     key=["decisions", "purchase_orders"],
     group_name="decisions",
-    deps=[dg.AssetKey(["decisions", "replenishment_plan"])],
+    deps=[PUBLISHED, dg.AssetKey(["decisions", "replenishment_plan"])],
     kinds={"polars", "duckdb"},
     owners=OWNERS,
     pool="duckdb_writer",
@@ -115,7 +126,12 @@ def purchase_orders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 @dg.asset(
     key=["decisions", "replenishment_simulation"],
     group_name="decisions",
-    deps=[dg.AssetKey("fct_sku_daily_demand"), dg.AssetKey("dim_products"), dg.AssetKey("holiday_calendar")],
+    deps=[
+        PUBLISHED,
+        dg.AssetKey("fct_sku_daily_demand"),
+        dg.AssetKey("dim_products"),
+        dg.AssetKey("holiday_calendar"),
+    ],
     kinds={"polars", "scikitlearn"},
     owners=OWNERS,
     pool="duckdb_writer",
@@ -124,16 +140,25 @@ def purchase_orders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "level and quantity): stock-out rate, fill rate, average inventory, turnover and days of inventory."
     ),
 )
-def replenishment_simulation(context: dg.AssetExecutionContext, config: PolicySettings) -> dg.MaterializeResult:
+def replenishment_simulation(
+    context: dg.AssetExecutionContext, config: PolicySettings
+) -> dg.MaterializeResult:
     with connect(log=context.log.info) as con:
         if needs_marts(con, ["fct_sku_daily_demand", "dim_products"]):
             return _skipped(context, "no daily demand mart for this source")
         demand = load_demand(con)
         calendar = load_calendar(con)
         products = _products(con)
-    days = 91
+    history_days = (demand["date"].max() - demand["date"].min()).days + 1
+    days = min(91, history_days - MIN_TRAIN_DAYS)
+    if days < 14:
+        return _skipped(
+            context, f"{history_days} days of history: too short to replay a period after training"
+        )
     start = demand["date"].max() - timedelta(days=days)
-    cfg = policy.PolicyConfig(service_level=config.service_level, review_period_days=config.review_period_days)
+    cfg = policy.PolicyConfig(
+        service_level=config.service_level, review_period_days=config.review_period_days
+    )
     result = sim.replay(demand, calendar, products, start, days=days, policy=cfg, progress=context.log.info)
     write_table(result.summary, "decisions", "replenishment_simulation")
     export(result.summary, "replenishment_simulation")
@@ -149,7 +174,12 @@ def replenishment_simulation(context: dg.AssetExecutionContext, config: PolicySe
 @dg.asset(
     key=["decisions", "product_selection"],
     group_name="decisions",
-    deps=[dg.AssetKey("fct_sku_daily_demand"), dg.AssetKey("dim_products"), dg.AssetKey("fct_order_lines")],
+    deps=[
+        PUBLISHED,
+        dg.AssetKey("fct_sku_daily_demand"),
+        dg.AssetKey("dim_products"),
+        dg.AssetKey("fct_order_lines"),
+    ],
     kinds={"polars", "duckdb"},
     owners=OWNERS,
     pool="duckdb_writer",
@@ -166,22 +196,28 @@ def product_selection(context: dg.AssetExecutionContext) -> dg.MaterializeResult
         products = _products(con)
         lines = con.sql("SELECT sku, quantity, status FROM main.fct_order_lines").pl()
         reviews = (
-            con.sql("SELECT sku, score, scale, review_text AS text FROM main.stg_raw__reviews WHERE sku IS NOT NULL").pl()
-            if not needs_marts(con, ["stg_raw__reviews"]) else None
+            con.sql(
+                "SELECT sku, score, scale, review_text AS text FROM main.stg_raw__reviews WHERE sku IS NOT NULL"
+            ).pl()
+            if not needs_marts(con, ["stg_raw__reviews"])
+            else None
         )
         competitor = (
             con.sql(
                 "SELECT price_date AS date, sku, competitor, competitor_price::DOUBLE AS price "
                 "FROM main.stg_raw__competitor_prices"
             ).pl()
-            if not needs_marts(con, ["stg_raw__competitor_prices"]) else None
+            if not needs_marts(con, ["stg_raw__competitor_prices"])
+            else None
         )
     result = sel.select_products(demand, products, lines, reviews, competitor, as_of=demand["date"].max())
     write_table(result.skus, "decisions", "product_selection")
     write_table(result.categories, "decisions", "category_selection")
     export(result.skus, "product_selection")
     export(result.categories, "category_selection")
-    counts = dict(result.skus.group_by("decision").len().iter_rows()) if "decision" in result.skus.columns else {}
+    counts = (
+        dict(result.skus.group_by("decision").len().iter_rows()) if "decision" in result.skus.columns else {}
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": result.skus.height,
@@ -218,7 +254,7 @@ def sales_spike_alerts(context: dg.AssetExecutionContext) -> dg.MaterializeResul
     with connect(log=context.log.info) as con:
         if needs_marts(con, ["demand_forecast"], schema="decisions"):
             return _skipped(context, "no demand forecast yet: thresholds come from the forecast")
-        alerts = con.execute(
+        alerts = con.sql(
             f"""
             WITH hourly AS (
                 SELECT sku, date_trunc('hour', order_ts) AS hour, sum(quantity) AS units
@@ -233,7 +269,7 @@ def sales_spike_alerts(context: dg.AssetExecutionContext) -> dg.MaterializeResul
             FROM hourly h JOIN thresholds t USING (sku) LEFT JOIN main.dim_products p USING (sku)
             WHERE h.units > t.threshold ORDER BY h.hour, h.sku
             """,
-            [str(part)],
+            params=[str(part)],
         ).pl()
         if alerts.height:
             con.execute("CREATE SCHEMA IF NOT EXISTS decisions")
@@ -241,7 +277,8 @@ def sales_spike_alerts(context: dg.AssetExecutionContext) -> dg.MaterializeResul
                 "CREATE TABLE IF NOT EXISTS decisions.emergency_purchase_orders AS SELECT * FROM alerts WHERE false"
             )
             con.execute(
-                "DELETE FROM decisions.emergency_purchase_orders WHERE CAST(hour AS DATE) = ?", [date.fromisoformat(day)]
+                "DELETE FROM decisions.emergency_purchase_orders WHERE CAST(hour AS DATE) = ?",
+                [date.fromisoformat(day)],
             )
             con.execute("INSERT INTO decisions.emergency_purchase_orders SELECT * FROM alerts")
             every = con.sql("SELECT * FROM decisions.emergency_purchase_orders ORDER BY hour, sku").pl()
@@ -254,4 +291,10 @@ def sales_spike_alerts(context: dg.AssetExecutionContext) -> dg.MaterializeResul
     return dg.MaterializeResult(metadata={"alerts": alerts.height, "alerts_table": md_preview(alerts)})
 
 
-decision_assets = [replenishment_plan, purchase_orders, replenishment_simulation, product_selection, sales_spike_alerts]
+decision_assets = [
+    replenishment_plan,
+    purchase_orders,
+    replenishment_simulation,
+    product_selection,
+    sales_spike_alerts,
+]

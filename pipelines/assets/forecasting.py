@@ -7,13 +7,19 @@ import polars as pl
 
 from models import backtest as bt
 from models import forecasting as fc
-from pipelines.assets.common import DECISIONS, OWNERS, md_preview, needs_marts, png_metadata
+from pipelines.assets.common import DECISIONS, OWNERS, PUBLISHED, md_preview, needs_marts, png_metadata
 from pipelines.core.warehouse import connect, export, write_table
 
 HORIZON = 28
+# The global model needs 56 days to learn from plus a calibration window of one horizon (models.forecasting).
+MIN_TRAIN_DAYS = 56 + HORIZON + 1
 # The holiday seed's event names -> the names the forecasting model gives its event features.
-EVENT_NAMES = {"spring_festival": "spring_festival", "shopping_618": "618", "singles_day_1111": "double_11",
-               "double_12": "double_12"}
+EVENT_NAMES = {
+    "spring_festival": "spring_festival",
+    "shopping_618": "618",
+    "singles_day_1111": "double_11",
+    "double_12": "double_12",
+}
 
 
 class ForecastSettings(dg.Config):
@@ -47,8 +53,11 @@ def forecast_chart(history: pl.DataFrame, forecast: pl.DataFrame, path, top: int
     import matplotlib.pyplot as plt
 
     top_skus = (
-        history.group_by("sku").agg(pl.col("units").sum()).sort(["units", "sku"], descending=[True, False])
-        .head(top)["sku"].to_list()
+        history.group_by("sku")
+        .agg(pl.col("units").sum())
+        .sort(["units", "sku"], descending=[True, False])
+        .head(top)["sku"]
+        .to_list()
     )
     fig, axes = plt.subplots(len(top_skus), 1, figsize=(8, 2.2 * len(top_skus)), sharex=True)
     axes = [axes] if len(top_skus) == 1 else axes
@@ -58,8 +67,14 @@ def forecast_chart(history: pl.DataFrame, forecast: pl.DataFrame, path, top: int
         f = forecast.filter(pl.col("sku") == sku)
         ax.plot(h["date"].to_list(), h["units"].to_list(), color="#333", lw=1, label="actual")
         ax.plot(f["date"].to_list(), f["p50"].to_list(), color="#1f77b4", lw=1.5, label="P50")
-        ax.fill_between(f["date"].to_list(), f["p10"].to_list(), f["p90"].to_list(), color="#1f77b4", alpha=0.25,
-                        label="P10-P90")
+        ax.fill_between(
+            f["date"].to_list(),
+            f["p10"].to_list(),
+            f["p90"].to_list(),
+            color="#1f77b4",
+            alpha=0.25,
+            label="P10-P90",
+        )
         ax.set_title(sku, fontsize=9, loc="left")
     axes[0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -70,7 +85,7 @@ def forecast_chart(history: pl.DataFrame, forecast: pl.DataFrame, path, top: int
 @dg.asset(
     key=["decisions", "demand_forecast"],
     group_name="forecasting",
-    deps=[dg.AssetKey("fct_sku_daily_demand"), dg.AssetKey("holiday_calendar")],
+    deps=[PUBLISHED, dg.AssetKey("fct_sku_daily_demand"), dg.AssetKey("holiday_calendar")],
     kinds={"scikitlearn", "polars", "duckdb"},
     owners=OWNERS,
     pool="duckdb_writer",
@@ -92,7 +107,11 @@ def demand_forecast(context: dg.AssetExecutionContext, config: ForecastSettings)
     n_skus = demand["sku"].n_unique()
     context.log.info(f"forecasting {n_skus} SKUs x {config.horizon_days} days from {demand['date'].max()}")
     forecast = fc.forecast(
-        demand, calendar, horizon=config.horizon_days, use_prophet=config.use_prophet, progress=context.log.info
+        demand,
+        calendar,
+        horizon=config.horizon_days,
+        use_prophet=config.use_prophet,
+        progress=context.log.info,
     )
     seconds = time.time() - started
     write_table(forecast, "decisions", "demand_forecast")
@@ -117,7 +136,7 @@ def demand_forecast(context: dg.AssetExecutionContext, config: ForecastSettings)
 @dg.asset(
     key=["decisions", "forecast_backtest"],
     group_name="forecasting",
-    deps=[dg.AssetKey("fct_sku_daily_demand"), dg.AssetKey("holiday_calendar")],
+    deps=[PUBLISHED, dg.AssetKey("fct_sku_daily_demand"), dg.AssetKey("holiday_calendar")],
     kinds={"scikitlearn", "polars", "duckdb"},
     owners=OWNERS,
     pool="duckdb_writer",
@@ -133,8 +152,19 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastSetting
             return _skipped(context, missing)
         demand = load_demand(con)
         calendar = load_calendar(con)
+    history_days = (demand["date"].max() - demand["date"].min()).days + 1
+    folds = min(config.backtest_folds, (history_days - MIN_TRAIN_DAYS) // config.horizon_days)
+    if folds < 1:
+        return _skipped(
+            context,
+            [f"enough history ({history_days} days; a fold needs {MIN_TRAIN_DAYS} + {config.horizon_days})"],
+        )
+    if folds < config.backtest_folds:
+        context.log.warning(
+            f"{history_days} days of history: backtesting {folds} fold(s) instead of {config.backtest_folds}"
+        )
     metrics = bt.backtest(
-        demand, calendar, folds=config.backtest_folds, horizon=config.horizon_days, progress=context.log.info
+        demand, calendar, folds=folds, horizon=config.horizon_days, progress=context.log.info
     )
     write_table(metrics, "decisions", "forecast_backtest")
     export(metrics, "forecast_backtest")
@@ -144,9 +174,12 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastSetting
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": metrics.height,
-            "goals": dg.MetadataValue.json({k: (float(v) if not isinstance(v, bool) else v) for k, v in goals.items()}),
+            "goals": dg.MetadataValue.json(
+                {k: (float(v) if not isinstance(v, bool) else v) for k, v in goals.items()}
+            ),
             "overall": md_preview(
-                table.filter((pl.col("fold") == "all") & (pl.col("segment") == "all")) if "segment" in table.columns
+                table.filter((pl.col("fold") == "all") & (pl.col("segment") == "all"))
+                if "segment" in table.columns
                 else table,
                 rows=20,
             ),

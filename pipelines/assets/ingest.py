@@ -6,7 +6,6 @@ tables (products, customers) are full snapshots. Ingestion never opens the DuckD
 runs outside the writer pool.
 """
 
-
 from datetime import date
 
 import dagster as dg
@@ -24,7 +23,8 @@ OWNERS = ["team:data-platform"]
 def _metadata(result: IngestResult, source: dict | None) -> dict:
     rules = dict(sorted(result.by_rule.items()))
     examples = "\n".join(
-        f"| {e['source_file']} | {e['source_row']} | {e['rule']} | {str(e['detail'])[:120]} |" for e in result.examples
+        f"| {e['source_file']} | {e['source_row']} | {e['rule']} | {str(e['detail'])[:120]} |"
+        for e in result.examples
     )
     md = {
         "rows_in": dg.MetadataValue.int(result.rows_in),
@@ -46,7 +46,9 @@ def _metadata(result: IngestResult, source: dict | None) -> dict:
     return md
 
 
-def _run_ingest(context: dg.AssetExecutionContext, table: str, days: list[date] | None) -> dg.MaterializeResult:
+def _run_ingest(
+    context: dg.AssetExecutionContext, table: str, days: list[date] | None
+) -> dg.MaterializeResult:
     settings = get_settings()
     source = read_manifest(settings.landing_dir)
     if source and table in source.get("missing_tables", []):
@@ -159,5 +161,3 @@ daily_ingest_assets = [_daily_asset(t) for t in DAILY_TABLES]
 reference_ingest_assets = [_snapshot_asset(t) for t in REFERENCE_TABLES]
 ingest_assets = reference_ingest_assets + daily_ingest_assets
 ingest_checks = [_gx_check(t) for t in (*REFERENCE_TABLES, *DAILY_TABLES)]
-
-

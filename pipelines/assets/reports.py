@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.assets.common import OWNERS
+from pipelines.assets.common import OWNERS, PUBLISHED
 from pipelines.core.settings import get_settings
 from pipelines.sources.base import read_manifest
 
@@ -11,6 +11,7 @@ from pipelines.sources.base import read_manifest
     key=["reports", "decision_report"],
     group_name="reports",
     deps=[
+        PUBLISHED,
         dg.AssetKey(["decisions", "purchase_orders"]),
         dg.AssetKey(["decisions", "product_selection"]),
         dg.AssetKey(["decisions", "customer_clv"]),

@@ -5,7 +5,6 @@ this module. dbt sources carry `meta.dagster.asset_key` = ["raw", <table>], so t
 from the ingestion assets to the marts. All models share one op and one slot of the `duckdb_writer` pool.
 """
 
-
 import json
 import sys
 from collections.abc import Mapping
@@ -13,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 from pipelines.core.settings import DBT_PROJECT_DIR, export_env, get_settings
 from pipelines.sources.base import read_manifest
@@ -61,7 +66,8 @@ def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     excludes = missing_source_excludes()
     if excludes:
         context.log.warning(
-            "skipping the models built on tables this source lacks: " + ", ".join(e.split(".")[1][:-1] for e in excludes)
+            "skipping the models built on tables this source lacks: "
+            + ", ".join(e.split(".")[1][:-1] for e in excludes)
         )
         args += ["--exclude", *excludes]
     manifest = read_manifest(get_settings().landing_dir) or {}
@@ -73,3 +79,89 @@ def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
 # The dbt beside this interpreter (the project venv), so the UI and tests work without an activated venv.
 _DBT = Path(sys.executable).parent / "dbt"
 dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=str(_DBT) if _DBT.exists() else "dbt")
+
+
+BUILD_SCHEMA = "build"
+SERVING_SCHEMA = "main"
+
+
+def published_relations(manifest_path: Path) -> list[tuple[str, str]]:
+    """(name, table|view) of every dbt model and seed, from the manifest."""
+    manifest = json.loads(Path(manifest_path).read_text())
+    out = []
+    for node in manifest["nodes"].values():
+        if node["resource_type"] not in ("model", "seed"):
+            continue
+        materialized = node.get("config", {}).get("materialized", "table")
+        out.append((node["alias"] or node["name"], "view" if materialized == "view" else "table"))
+    return sorted(out)
+
+
+def publish(con, relations: list[tuple[str, str]], log=None) -> dict[str, int]:
+    """Copy the audited build into the serving schema in ONE transaction (write-audit-publish).
+
+    dbt builds into schema `build` and runs its data and unit tests there; only when the whole build
+    passed does this step run, so decisions, exports, notebooks and the report (which read `main`) never
+    see a mart whose tests failed: they keep the last good version. Tables are copied; views are
+    re-pointed at the build schema (they are projections of raw, always current).
+    """
+    present = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [BUILD_SCHEMA]
+        ).fetchall()
+    }
+    counts: dict[str, int] = {}
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SERVING_SCHEMA}")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, kind in relations:
+            if name not in present:
+                continue  # skipped for this source (its input table is missing)
+            src, dst = f'{BUILD_SCHEMA}."{name}"', f'{SERVING_SCHEMA}."{name}"'
+            existing = con.execute(
+                "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [SERVING_SCHEMA, name],
+            ).fetchall()
+            if existing and (existing[0][0] == "VIEW") != (kind == "view"):
+                con.execute(f"DROP {'VIEW' if existing[0][0] == 'VIEW' else 'TABLE'} {dst}")
+            if kind == "view":
+                con.execute(f"CREATE OR REPLACE VIEW {dst} AS SELECT * FROM {src}")
+            else:
+                con.execute(f"CREATE OR REPLACE TABLE {dst} AS SELECT * FROM {src}")
+                counts[name] = con.execute(f"SELECT count(*) FROM {dst}").fetchall()[0][0]
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    if log:
+        log(f"published {len(counts)} tables and the views of the audited build into schema {SERVING_SCHEMA}")
+    return counts
+
+
+@dg.asset(
+    key=["published_warehouse"],
+    group_name="marts",
+    deps=list(shoplens_dbt_models.keys),
+    kinds={"duckdb"},
+    owners=["team:analytics"],
+    pool="duckdb_writer",
+    description=(
+        "Write-audit-publish: dbt builds and tests every model in schema `build`; only a build whose tests all "
+        "passed gets here, and its marts are copied into schema `main` in one transaction. Decisions, exports, "
+        "notebooks and the report read `main`, so a failing mart never replaces the last good version."
+    ),
+)
+def published_warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    from pipelines.core.warehouse import connect
+
+    relations = published_relations(dbt_project.manifest_path)
+    with connect(log=context.log.info) as con:
+        counts = publish(con, relations, log=context.log.info)
+    return dg.MaterializeResult(
+        metadata={
+            "tables_published": len(counts),
+            "rows_by_table": dg.MetadataValue.json(counts),
+            "dagster/row_count": sum(counts.values()),
+        }
+    )

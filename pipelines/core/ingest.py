@@ -466,9 +466,6 @@ def ingest(
             _erase_rejected_rows(con)
 
         # 2. Type and validate in one pass; first failing rule wins.
-        typed = ", ".join(
-            f"{_typed_expr(c, dtype, timezone)} AS {quote_ident(c)}" for c, dtype in table.columns.items()
-        )
         cases = _rule_cases(table, ctx)
         rule_sql = " ".join(f"WHEN {cond} THEN {sql_literal(rule)}" for rule, cond, _ in cases)
         detail_sql = " ".join(f"WHEN {cond} THEN {detail}" for _, cond, detail in cases)
