@@ -41,7 +41,6 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 SPARK_SCHEMA = "shoplens"
-DUCKDB_SCHEMA = "main"
 MART_PREFIX = "mart "  # Comparison.figure of the per-mart totals: "mart <name>"
 
 
@@ -102,7 +101,17 @@ FIGURES: tuple[Figure, ...] = (
 # the rounding of exact halves in a few rows (see Figure), far below this relative tolerance.
 TOTAL_REL_TOLERANCE = 1e-5
 TOTAL_ABS_TOLERANCE = 1e-3
-_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_INTEGER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
 
 
 @dataclass(frozen=True)
@@ -181,13 +190,17 @@ def compare_rows(
     duck, spark = index(duckdb_rows, "DuckDB"), index(spark_rows, "Spark")
     width = len(columns) - keys
     out: list[Comparison] = []
-    for key in sorted(duck.keys() | spark.keys(), key=lambda k: tuple("" if v is None else str(v) for v in k)):
+    for key in sorted(
+        duck.keys() | spark.keys(), key=lambda k: tuple("" if v is None else str(v) for v in k)
+    ):
         d_vals = duck.get(key, (None,) * width)
         s_vals = spark.get(key, (None,) * width)
         both = key in duck and key in spark
         label = " / ".join("null" if v is None else str(v) for v in key)
         for column, d, s in zip(columns[keys:], d_vals, s_vals, strict=True):
-            out.append(Comparison(figure, label, column, d, s, both and _same(d, s, tolerance, rel_tolerance)))
+            out.append(
+                Comparison(figure, label, column, d, s, both and _same(d, s, tolerance, rel_tolerance))
+            )
     return out
 
 
@@ -235,10 +248,16 @@ def format_report(comparisons: Sequence[Comparison]) -> str:
     lines = ["Key figures, DuckDB vs Spark"]
     lines += _table(
         ("figure", "key", "column", "duckdb", "spark", ""),
-        [(c.figure, c.key, c.column, _cell(c.duckdb), _cell(c.spark), "ok" if c.ok else "MISMATCH") for c in figures],
+        [
+            (c.figure, c.key, c.column, _cell(c.duckdb), _cell(c.spark), "ok" if c.ok else "MISMATCH")
+            for c in figures
+        ],
     )
     if marts:
-        lines += ["", "Every mart: row count, and a total per column (sum, count of true, or distinct values)"]
+        lines += [
+            "",
+            "Every mart: row count, and a total per column (sum, count of true, or distinct values)",
+        ]
         rows = []
         for mart, cs in marts.items():
             count = next((c for c in cs if c.column == "rows"), None)
@@ -261,7 +280,8 @@ def format_report(comparisons: Sequence[Comparison]) -> str:
             [(c.figure, c.key, c.column, _cell(c.duckdb), _cell(c.spark)) for c in bad],
         )
     lines.append(
-        f"{len(comparisons) - len(bad)} of {len(comparisons)} values equal" + (f", {len(bad)} differ" if bad else "")
+        f"{len(comparisons) - len(bad)} of {len(comparisons)} values equal"
+        + (f", {len(bad)} differ" if bad else "")
     )
     return "\n".join(lines)
 
@@ -362,11 +382,29 @@ def mart_models(manifest_path: Path) -> list[str]:
     )
 
 
-def compare_builds(duckdb_con: Any, spark: Any, marts: Sequence[str]) -> list[Comparison]:
+def duckdb_schema(con: Any, mart: str, manifest_path: Path | None) -> str:
+    """The DuckDB schema holding the marts: the one the DuckDB build wrote (its manifest), else, for an
+    existing warehouse, `main` when the mart is there (the published copy), else the one schema that has it."""
+    if manifest_path is not None and manifest_path.exists():
+        nodes = json.loads(manifest_path.read_text())["nodes"].values()
+        return next(n["schema"] for n in nodes if n["resource_type"] == "model" and n["name"] == mart)
+    schemas = [
+        r[0]
+        for r in con.execute(
+            "select table_schema from information_schema.tables where table_name = ? order by table_schema",
+            [mart],
+        ).fetchall()
+    ]
+    if not schemas:
+        raise RuntimeError(f"the DuckDB warehouse has no table {mart}: build it first")
+    return "main" if "main" in schemas else schemas[0]
+
+
+def compare_builds(duckdb_con: Any, spark: Any, marts: Sequence[str], duck_schema: str) -> list[Comparison]:
     """Run every key figure and the per-mart totals on both engines and compare them."""
 
     def on_duckdb(sql: str, model: str) -> tuple[list[str], list[tuple]]:
-        rel = duckdb_con.sql(sql.format(rel=f"{DUCKDB_SCHEMA}.{model}"))
+        rel = duckdb_con.sql(sql.format(rel=f'{duck_schema}."{model}"'))
         return list(rel.columns), rel.fetchall()
 
     def on_spark(sql: str, model: str) -> list[tuple]:
@@ -379,11 +417,13 @@ def compare_builds(duckdb_con: Any, spark: Any, marts: Sequence[str]) -> list[Co
         out += compare_rows(fig.name, columns, fig.keys, d_rows, s_rows, fig.tolerance, fig.rel_tolerance)
 
     for mart in marts:
-        columns = [(r[0], r[1]) for r in duckdb_con.sql(f"describe {DUCKDB_SCHEMA}.{mart}").fetchall()]
+        columns = [(r[0], r[1]) for r in duckdb_con.sql(f'describe {duck_schema}."{mart}"').fetchall()]
         spark_columns = {c.lower() for c in spark.table(f"{SPARK_SCHEMA}.{mart}").columns}
         missing = [name for name, _ in columns if name.lower() not in spark_columns]
         if missing:
-            out += [Comparison(MART_PREFIX + mart, mart, f"column {m}", "present", None, False) for m in missing]
+            out += [
+                Comparison(MART_PREFIX + mart, mart, f"column {m}", "present", None, False) for m in missing
+            ]
             columns = [c for c in columns if c[0] not in missing]
         labels, duck_sql = totals_sql(columns, '"')
         _, spark_sql = totals_sql(columns, "`")
@@ -414,7 +454,9 @@ def run_check(
 
     data_dir, work_dir = data_dir.resolve(), work_dir.resolve()
     if not any((data_dir / "raw").glob("*/*/*.parquet")):
-        raise FileNotFoundError(f"{data_dir / 'raw'}: no raw Parquet (<table>/<folder>/*.parquet) to build from")
+        raise FileNotFoundError(
+            f"{data_dir / 'raw'}: no raw Parquet (<table>/<folder>/*.parquet) to build from"
+        )
     work_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -447,14 +489,20 @@ def run_check(
             t0 = time.perf_counter()
             if duck_proc.wait(timeout=900) != 0:
                 log = (work_dir / "duckdb_build.log").read_text()[-4000:]
-                raise RuntimeError(f"dbt build on DuckDB failed (log {work_dir / 'duckdb_build.log'}):\n{log}")
+                raise RuntimeError(
+                    f"dbt build on DuckDB failed (log {work_dir / 'duckdb_build.log'}):\n{log}"
+                )
             seconds["duckdb: waiting for its build after Spark's"] = time.perf_counter() - t0
 
         spark = SparkSession.builder.getOrCreate()  # the session dbt-spark started: one JVM for the check
         t0 = time.perf_counter()
         con = duckdb.connect(str(duckdb_warehouse), read_only=True)
         try:
-            comparisons = compare_builds(con, spark, mart_models(work_dir / "target_spark" / "manifest.json"))
+            marts = mart_models(work_dir / "target_spark" / "manifest.json")
+            schema = duckdb_schema(
+                con, marts[0], work_dir / "target_dev" / "manifest.json" if duck_proc else None
+            )
+            comparisons = compare_builds(con, spark, marts, schema)
         finally:
             con.close()
     finally:
@@ -480,7 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="shoplens_spark_") as tmp:
         try:
-            result = run_check(args.data_dir, args.work_dir or Path(tmp), args.duckdb_warehouse, args.models_only)
+            result = run_check(
+                args.data_dir, args.work_dir or Path(tmp), args.duckdb_warehouse, args.models_only
+            )
         except (RuntimeError, FileNotFoundError) as exc:
             print(f"spark check failed: {exc}", file=sys.stderr)
             return 2

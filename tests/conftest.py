@@ -70,6 +70,7 @@ def build_tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyShop:
         "SHOPLENS_LANDING": data / "landing",
         "SHOPLENS_WAREHOUSE": data / "warehouse" / "shoplens.duckdb",
         "DAGSTER_HOME": home,
+        "SHOPLENS_USE_PROPHET": "0",
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
