@@ -39,8 +39,10 @@ $(MANIFEST): $(STAMP) $(DBT_FILES)
 
 manifest: $(MANIFEST)
 
+# make demo                          the synthetic shop (SCALE=tiny|small|medium|large)
+# make demo SOURCE=olist INPUT=dir    a real export: online_retail, olist, shopify, ga4, online_shoppers
 demo: setup manifest
-	@$(PY) -m pipelines.demo --scale $(SCALE)
+	@$(PY) -m pipelines.demo --scale $(SCALE) $(if $(SOURCE),--source $(SOURCE) --input $(INPUT),)
 
 test: setup manifest
 	@$(PY) -m pytest -q

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from datetime import date
@@ -56,14 +57,18 @@ def run_pipeline(manifest: dict, instance=None) -> bool:
     downstream: dbt marts with their tests, forecasts, decisions and the report. `instance` defaults
     to $DAGSTER_HOME, so the run shows in the UI; tests pass an ephemeral one.
     """
+    first, last = manifest.get("first_date"), manifest.get("last_date")
+    if not (first and last):
+        raise SystemExit("the landing manifest has no date range: land a source first")
+    # The daily partitions must reach back to the source's first day (Online Retail starts in 2010).
+    if first < os.environ.get("SHOPLENS_START_DATE", "2024-01-01"):
+        os.environ["SHOPLENS_START_DATE"] = first
+
     import dagster as dg
 
     from pipelines.backfill import bulk_ingest
     from pipelines.definitions import defs
 
-    first, last = manifest.get("first_date"), manifest.get("last_date")
-    if not (first and last):
-        raise SystemExit("the landing manifest has no date range: land a source first")
     started = time.time()
     print(f"ingesting {first} .. {last} (validation, quarantine, raw Parquet):")
     bulk_ingest(date.fromisoformat(first), date.fromisoformat(last))

@@ -69,7 +69,8 @@ def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
             "skipping the models built on tables this source lacks: "
             + ", ".join(e.split(".")[1][:-1] for e in excludes)
         )
-        args += ["--exclude", *excludes]
+        # One argument: dagster-dbt rewrites the selection flags and keeps only one value per flag.
+        args += ["--exclude", " ".join(excludes)]
     manifest = read_manifest(get_settings().landing_dir) or {}
     if manifest.get("returns_are_credit_lines"):
         args += ["--vars", json.dumps({"returns_are_credit_lines": True})]
