@@ -40,7 +40,7 @@ def land_source(source: str, input_dir: Path | None, scale: str, force: bool) ->
     started = time.time()
     print(f"landing source '{source}'" + (f" at scale {scale}" if wanted_synthetic else f" from {input_dir}"))
     if wanted_synthetic:
-        land(source, None, settings.landing_dir, scale=scale)
+        land(source, None, settings.landing_dir, scale=scale, force=force)
     else:
         if input_dir is None:
             sys.exit(f"--input is required for source {source}")

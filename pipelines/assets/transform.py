@@ -8,6 +8,7 @@ from the ingestion assets to the marts. All models share one op and one slot of 
 import json
 import sys
 from collections.abc import Mapping
+from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,26 @@ def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     manifest = read_manifest(get_settings().landing_dir) or {}
     if manifest.get("returns_are_credit_lines"):
         args += ["--vars", json.dumps({"returns_are_credit_lines": True})]
-    yield from dbt.cli(args, context=context).stream()
+    produced: set[dg.AssetKey] = set()
+    for event in dbt.cli(args, context=context).stream():
+        if isinstance(event, dg.Output):
+            produced.add(context.asset_key_for_output(event.output_name))
+        elif isinstance(event, dg.AssetMaterialization | dg.MaterializeResult) and event.asset_key is not None:
+            produced.add(event.asset_key)
+        yield event
+    if excludes:
+        # Models left out for lack of a source table still report, so the graph downstream runs (and its
+        # assets say what they skipped) instead of being skipped wholesale.
+        lacking = ", ".join(manifest.get("missing_tables", []))
+        missing = context.selected_asset_keys - produced
+        deps = context.assets_def.asset_deps
+        # Dagster wants a multi-asset's outputs in dependency order (graphlib: the standard library's sorter).
+        order = TopologicalSorter({k: deps.get(k, set()) & missing for k in missing}).static_order()
+        for key in order:
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={"skipped": dg.MetadataValue.text(f"not built: the source lacks {lacking}")},
+            )
 
 
 # The dbt beside this interpreter (the project venv), so the UI and tests work without an activated venv.
@@ -86,19 +106,28 @@ BUILD_SCHEMA = "build"
 SERVING_SCHEMA = "main"
 
 
-def published_relations(manifest_path: Path) -> list[tuple[str, str]]:
-    """(name, table|view) of every dbt model and seed, from the manifest."""
+def published_relations(manifest_path: Path, missing_tables: list[str] | None = None) -> list[tuple[str, str, bool]]:
+    """(name, table|view, built) of every dbt model and seed; built is False downstream of a missing source."""
     manifest = json.loads(Path(manifest_path).read_text())
+    skipped: set[str] = set()
+    frontier = [f"source.shoplens.raw.{t}" for t in (missing_tables or [])]
+    while frontier:
+        node = frontier.pop()
+        for child in manifest.get("child_map", {}).get(node, []):
+            if child not in skipped:
+                skipped.add(child)
+                frontier.append(child)
     out = []
-    for node in manifest["nodes"].values():
+    for uid, node in manifest["nodes"].items():
         if node["resource_type"] not in ("model", "seed"):
             continue
         materialized = node.get("config", {}).get("materialized", "table")
-        out.append((node["alias"] or node["name"], "view" if materialized == "view" else "table"))
+        name = node.get("alias") or node["name"]
+        out.append((name, "view" if materialized == "view" else "table", uid not in skipped))
     return sorted(out)
 
 
-def publish(con, relations: list[tuple[str, str]], log=None) -> dict[str, int]:
+def publish(con, relations: list[tuple[str, str, bool]], log=None) -> dict[str, int]:
     """Copy the audited build into the serving schema in ONE transaction (write-audit-publish).
 
     dbt builds into schema `build` and runs its data and unit tests there; only when the whole build
@@ -116,16 +145,17 @@ def publish(con, relations: list[tuple[str, str]], log=None) -> dict[str, int]:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SERVING_SCHEMA}")
     con.execute("BEGIN TRANSACTION")
     try:
-        for name, kind in relations:
-            if name not in present:
-                continue  # skipped for this source (its input table is missing)
+        for name, kind, built in relations:
             src, dst = f'{BUILD_SCHEMA}."{name}"', f'{SERVING_SCHEMA}."{name}"'
             existing = con.execute(
                 "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
                 [SERVING_SCHEMA, name],
             ).fetchall()
-            if existing and (existing[0][0] == "VIEW") != (kind == "view"):
+            if existing and (not built or (existing[0][0] == "VIEW") != (kind == "view")):
+                # Gone for this source (or changed kind): never serve a mart left over from another source.
                 con.execute(f"DROP {'VIEW' if existing[0][0] == 'VIEW' else 'TABLE'} {dst}")
+            if not built or name not in present:
+                continue
             if kind == "view":
                 con.execute(f"CREATE OR REPLACE VIEW {dst} AS SELECT * FROM {src}")
             else:
@@ -156,7 +186,8 @@ def publish(con, relations: list[tuple[str, str]], log=None) -> dict[str, int]:
 def published_warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     from pipelines.core.warehouse import connect
 
-    relations = published_relations(dbt_project.manifest_path)
+    missing = (read_manifest(get_settings().landing_dir) or {}).get("missing_tables", [])
+    relations = published_relations(dbt_project.manifest_path, missing)
     with connect(log=context.log.info) as con:
         counts = publish(con, relations, log=context.log.info)
     return dg.MaterializeResult(
