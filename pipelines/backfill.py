@@ -12,12 +12,14 @@ top. A backfill from the Dagster UI still works and gives the same files; this i
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
 
 from pipelines.core.expectations import read_partitions, validate_frame
-from pipelines.core.ingest import IngestResult, ingest, pii_key
+from pipelines.core.ingest import IngestResult, ingest, pii_key, write_empty_raw
 from pipelines.core.schemas import DAILY_TABLES, REFERENCE_TABLES
 from pipelines.core.settings import get_settings
 from pipelines.sources.base import read_manifest
@@ -34,11 +36,13 @@ def bulk_ingest(
     settings = get_settings()
     source = read_manifest(settings.landing_dir) or {}
     missing = set(source.get("missing_tables", []))
+    reset_raw_if_source_changed(source, settings.raw_dir, log)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     secret = pii_key(settings.mode, settings.pii_key)
     results: dict[str, IngestResult] = {}
     for table in (*REFERENCE_TABLES, *DAILY_TABLES):
         if table in missing:
+            write_empty_raw(table, settings.raw_dir)
             log(f"  {table:<18} skipped: source '{source.get('source')}' provides no {table}")
             continue
         started = time.time()
@@ -66,6 +70,24 @@ def bulk_ingest(
                     f"Great Expectations suite failed for {table}: " + "; ".join(outcome.failures)
                 )
     return results
+
+
+SOURCE_STAMP = "_built_from.json"
+
+
+def reset_raw_if_source_changed(source: dict, raw_dir, log: Callable[[str], None] = print) -> None:
+    """Raw partitions of another source must never mix with this one's: start the raw layer afresh."""
+    identity = {k: source.get(k) for k in ("source", "input", "scale", "seed")}
+    stamp = raw_dir / SOURCE_STAMP
+    if stamp.exists() and json.loads(stamp.read_text()) == identity:
+        return
+    if raw_dir.exists() and any(raw_dir.iterdir()):
+        log(f"the landing folder now holds source '{source.get('source')}': clearing the raw layer of the previous one")
+        for child in raw_dir.iterdir():
+            if child.name != "_erasure":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(identity))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -536,7 +536,7 @@ class SizeRun:
         stage.detail["rows_by_table"] = rows
         timing = _run_results_seconds(run_target / "run_results.json")
         stage.detail["thread_seconds"] = timing
-        stage.notes = "seeds + models, no tests (dbt CLI)"
+        stage.notes = "seeds + models, no tests (dbt CLI)" + _thread_note(timing)
         plain_rows = next((s.detail.get("rows_by_table") for s in self.stages if s.name == "plain SQL"), None)
         if plain_rows and rows:
             same = {k.split(".")[-1]: v for k, v in rows.items()} == plain_rows
@@ -577,6 +577,7 @@ class SizeRun:
             stage.notes = (
                 f"{len(materialized)} models/seeds, {checks.get('evaluated', 0)} tests"
                 + (f", {len(checks.get('failed', []))} FAILED" if checks.get("failed") else "")
+                + _thread_note(payload.get("dbt_run_results") or {})
             )
             return
         stage.rows_out = sum(int(m.get("dagster/row_count", 0) or 0) for m in materialized.values()) or None
@@ -598,6 +599,17 @@ class SizeRun:
         skipped = [k for k, m in materialized.items() if "skipped" in m]
         if skipped:
             stage.notes += "; skipped: " + ", ".join(skipped)
+
+
+def _thread_note(timing: dict[str, Any]) -> str:
+    """'; thread-s: models 30, tests 88, ...' from dbt's run_results (time inside dbt's node executions)."""
+    seconds = timing.get("seconds") or {}
+    if not seconds:
+        return ""
+    models = sum(v for k, v in seconds.items() if k.startswith("model:"))
+    parts = [f"models {models:.0f}"] + [f"{k.replace('_', ' ')}s {v:.0f}" for k, v in seconds.items()
+                                        if not k.startswith("model:") and k != "seed"]
+    return "; dbt thread-s: " + ", ".join(parts)
 
 
 def _errors_text(payload: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from datetime import date
 import dagster as dg
 
 from pipelines.core.expectations import read_partitions, validate_frame
-from pipelines.core.ingest import IngestionError, IngestResult, ingest, pii_key
+from pipelines.core.ingest import IngestionError, IngestResult, ingest, pii_key, write_empty_raw
 from pipelines.core.schemas import DAILY_TABLES, REFERENCE_TABLES, TABLES
 from pipelines.core.settings import get_settings
 from pipelines.partitions import daily_partitions
@@ -54,6 +54,7 @@ def _run_ingest(
     if source and table in source.get("missing_tables", []):
         msg = f"source '{source['source']}' provides no {table} table: {table} and the marts built on it are skipped"
         context.log.warning(msg)
+        write_empty_raw(table, settings.raw_dir)
         return dg.MaterializeResult(
             metadata={"skipped": dg.MetadataValue.text(msg), "dagster/row_count": dg.MetadataValue.int(0)}
         )

@@ -48,10 +48,34 @@ class ShoplensTranslator(DagsterDbtTranslator):
 translator = ShoplensTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
+def models_needing_missing_tables(manifest_path: Path, missing_tables: list[str]) -> set[str]:
+    """unique_ids of the dbt nodes built on a table the source lacks.
+
+    A model that declares the table in `meta.optional_sources` (fct_sku_daily_demand reads inventory
+    when there is some) is built anyway, from the empty raw table ingestion writes, and so are its
+    children unless they need another missing table.
+    """
+    manifest = json.loads(Path(manifest_path).read_text())
+    children = manifest.get("child_map", {})
+    needing: set[str] = set()
+    for table in missing_tables:
+        frontier = [f"source.shoplens.raw.{table}"]
+        while frontier:
+            for child in children.get(frontier.pop(), []):
+                node = manifest["nodes"].get(child, {})
+                optional = node.get("config", {}).get("meta", {}).get("optional_sources", [])
+                if child in needing or table in optional:
+                    continue
+                needing.add(child)
+                frontier.append(child)
+    return needing
+
+
 def missing_source_excludes() -> list[str]:
-    """dbt selectors for everything built on a table the current source does not provide."""
+    """dbt selectors (model and seed names) for everything built on a table the source lacks."""
     manifest = read_manifest(get_settings().landing_dir) or {}
-    return [f"source:raw.{t}+" for t in manifest.get("missing_tables", [])]
+    ids = models_needing_missing_tables(dbt_project.manifest_path, manifest.get("missing_tables", []))
+    return sorted(i.split(".")[-1] for i in ids if i.startswith(("model.", "seed.")))
 
 
 @dbt_assets(
@@ -66,10 +90,7 @@ def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     args = ["build"]
     excludes = missing_source_excludes()
     if excludes:
-        context.log.warning(
-            "skipping the models built on tables this source lacks: "
-            + ", ".join(e.split(".")[1][:-1] for e in excludes)
-        )
+        context.log.warning("skipping the models built on tables this source lacks: " + ", ".join(excludes))
         # One argument: dagster-dbt rewrites the selection flags and keeps only one value per flag.
         args += ["--exclude", " ".join(excludes)]
     manifest = read_manifest(get_settings().landing_dir) or {}
@@ -109,14 +130,7 @@ SERVING_SCHEMA = "main"
 def published_relations(manifest_path: Path, missing_tables: list[str] | None = None) -> list[tuple[str, str, bool]]:
     """(name, table|view, built) of every dbt model and seed; built is False downstream of a missing source."""
     manifest = json.loads(Path(manifest_path).read_text())
-    skipped: set[str] = set()
-    frontier = [f"source.shoplens.raw.{t}" for t in (missing_tables or [])]
-    while frontier:
-        node = frontier.pop()
-        for child in manifest.get("child_map", {}).get(node, []):
-            if child not in skipped:
-                skipped.add(child)
-                frontier.append(child)
+    skipped = models_needing_missing_tables(manifest_path, missing_tables or [])
     out = []
     for uid, node in manifest["nodes"].items():
         if node["resource_type"] not in ("model", "seed"):

@@ -840,3 +840,27 @@ def _publish(
 
 def days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def write_empty_raw(table_name: str, raw_dir: Path) -> Path:
+    """A typed, empty raw table for a table the source lacks, so views over it build with zero rows.
+
+    Only models that declare the table optional (`meta.optional_sources` in dbt) are built on it; the
+    marts that need the table are excluded from the build and reported as skipped.
+    """
+    table = TABLES[table_name]
+    cols = [f"CAST(NULL AS {dtype}) AS {quote_ident(c)}" for c, dtype in table.columns.items()]
+    cols += [f"CAST(NULL AS VARCHAR) AS {quote_ident(f'{c}_hash')}" for c in table.personal]
+    cols += ["CAST(NULL AS VARCHAR) AS _source_file", "CAST(NULL AS INTEGER) AS _source_row"]
+    if table.is_daily:
+        cols.append("CAST(NULL AS DATE) AS _partition_date")
+    folder = raw_dir / table_name
+    if folder.exists():
+        shutil.rmtree(folder)
+    target = folder / "_empty" / RAW_PART
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{uuid.uuid4().hex}.tmp")
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT {', '.join(cols)} WHERE false) TO {sql_literal(str(tmp))} (FORMAT parquet)")
+    os.replace(tmp, target)
+    return target
