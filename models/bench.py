@@ -4,7 +4,9 @@
     python -m models.bench --skus 500 --days 730 --prophet off
 
 Prints wall-clock and CPU seconds and SKU-series per second for each run. Wall time on a shared machine
-depends on what else runs; CPU seconds / cores is the machine-independent floor.
+depends on what else runs; CPU seconds / cores is the machine-independent floor. `--threads 1` on a busy
+machine: scikit-learn's OpenMP threads spin-wait at every barrier, and with more runnable processes than
+cores a 2-thread fit was measured many times slower than a 1-thread one.
 """
 
 from __future__ import annotations

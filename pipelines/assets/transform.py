@@ -51,24 +51,44 @@ translator = ShoplensTranslator(settings=DagsterDbtTranslatorSettings(enable_ass
 def models_needing_missing_tables(manifest_path: Path, missing_tables: list[str]) -> set[str]:
     """unique_ids of the dbt nodes built on a table the source lacks.
 
-    A model that declares the table in `meta.optional_sources` (fct_sku_daily_demand reads inventory
-    when there is some) is built anyway, from the empty raw table ingestion writes, and so are its
-    children unless they need another missing table.
+    Staging views are built over the empty raw table ingestion writes (zero rows), and a model that
+    declares the table in `meta.optional_sources` (fct_sku_daily_demand reads inventory when there is
+    some) is built anyway, and so are its children unless they need another missing table.
     """
     manifest = json.loads(Path(manifest_path).read_text())
     children = manifest.get("child_map", {})
     needing: set[str] = set()
+    seen: set[str] = set()
     for table in missing_tables:
         frontier = [f"source.shoplens.raw.{table}"]
         while frontier:
             for child in children.get(frontier.pop(), []):
                 node = manifest["nodes"].get(child, {})
                 optional = node.get("config", {}).get("meta", {}).get("optional_sources", [])
-                if child in needing or table in optional:
+                if child in needing or child in seen or table in optional:
                     continue
-                needing.add(child)
+                seen.add(child)
                 frontier.append(child)
+                # Staging views (and their tests) build fine over the empty raw table: zero rows, not wrong
+                # rows. Everything built on them that needs the data is left out.
+                if "staging" not in node.get("fqn", []):
+                    needing.add(child)
+    for uid, node in manifest["nodes"].items():
+        required = set(node.get("config", {}).get("meta", {}).get("requires_sources", []))
+        if required & set(missing_tables):
+            needing.add(uid)
+            needing |= _descendants(children, uid)
     return needing
+
+
+def _descendants(children: dict, uid: str) -> set[str]:
+    out, frontier = set(), [uid]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            if child not in out:
+                out.add(child)
+                frontier.append(child)
+    return out
 
 
 def missing_source_excludes() -> list[str]:
