@@ -10,13 +10,14 @@ MANIFEST := dbt_project/target/manifest.json
 SCALE ?= small
 SIZE ?=
 
-.PHONY: setup manifest demo test test-fast dev bench lint format clean-data land help
+.PHONY: setup manifest demo test test-spark dev bench lint format clean-data help
 
 help:
 	@echo "make demo   - set up if needed and run the whole pipeline on the embedded synthetic shop"
 	@echo "make test   - set up if needed and run the test suite"
 	@echo "make dev    - open the Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench  - benchmark the pipeline (SIZE=large for the 50M-line shop)"
+	@echo "make test-spark - build every mart on local Spark and compare with DuckDB (installs pyspark)"
 
 # The venv is (re)built when missing or when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -50,6 +51,16 @@ test: setup manifest
 dev: setup manifest
 	@echo "Dagster UI: http://127.0.0.1:3000"
 	@$(VENV)/bin/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
+
+SPARK_STAMP := $(VENV)/.spark-installed-stamp
+
+$(SPARK_STAMP): $(STAMP) requirements-spark.txt
+	@echo "installing pyspark and dbt-spark into $(VENV) (about 500 MB the first time)..."
+	@$(PY) -m pip install -q -r requirements-spark.txt
+	@touch $(SPARK_STAMP)
+
+test-spark: setup manifest $(SPARK_STAMP)
+	@$(PY) -m pytest -m spark tests/test_spark.py -q
 
 bench: setup manifest
 	@$(PY) -m pipelines.bench $(if $(SIZE),--sizes $(SIZE),)

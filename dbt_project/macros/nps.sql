@@ -35,8 +35,10 @@
     {%- set p = "sum(case when " ~ bucket ~ " = 'promoter' then 1 else 0 end)" -%}
     {%- set d = "sum(case when " ~ bucket ~ " = 'detractor' then 1 else 0 end)" -%}
     {%- set n = "count(" ~ bucket ~ ")" -%}
-    {%- set pp = "((" ~ p ~ " + 0.75) / (" ~ n ~ " + 3.0))" -%}
-    {%- set pd = "((" ~ d ~ " + 0.75) / (" ~ n ~ " + 3.0))" -%}
+    {#- in double precision on every engine: Spark does decimal literals in DECIMAL arithmetic and rounds the
+        product (p_p - p_d)^2 to 6 decimals, enough to move a bound across its rounding boundary -#}
+    {%- set pp = "((cast(" ~ p ~ " as " ~ shoplens.type_double() ~ ") + 0.75) / (" ~ n ~ " + 3.0))" -%}
+    {%- set pd = "((cast(" ~ d ~ " as " ~ shoplens.type_double() ~ ") + 0.75) / (" ~ n ~ " + 3.0))" -%}
     {%- set half = "1.96 * sqrt((" ~ pp ~ " + " ~ pd ~ " - (" ~ pp ~ " - " ~ pd ~ ") * (" ~ pp ~ " - " ~ pd ~ ")) / (" ~ n ~ " + 3.0))" -%}
     {{ n }} as n,
     cast({{ p }} as {{ dbt.type_bigint() }}) as promoters,

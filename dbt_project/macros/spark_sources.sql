@@ -7,6 +7,8 @@
   `meta.spark_location` overrides the folder), read with the same rules as on DuckDB:
     recursiveFileLookup  the daily `date=YYYY-MM-DD/` and `snapshot/` folders are plain folders: no partition
                          column is inferred (inventory and competitor prices carry their own `date`),
+    pathGlobFilter       only `*.parquet` files, as DuckDB's glob `*/*.parquet` (a stray temporary or
+                         marker file is not read as data),
     mergeSchema          files written before a column was added still read (DuckDB's union_by_name).
   Run it before `dbt build` whenever the raw layer may have new columns (it drops and re-creates the table
   definitions; dropping an external table never deletes its files):
@@ -55,7 +57,7 @@
         {% do run_query(
             'create table ' ~ relation ~ ' using parquet options ('
             ~ "path '" ~ location | replace("'", "\\'") ~ "', "
-            ~ "recursiveFileLookup 'true', mergeSchema 'true')"
+            ~ "recursiveFileLookup 'true', pathGlobFilter '*.parquet', mergeSchema 'true')"
         ) %}
         {{ log("create_spark_sources: " ~ relation ~ " -> " ~ location, info=true) }}
     {%- endfor -%}
