@@ -311,7 +311,13 @@ def expected_purchases(
     first = (a + b + x - 1.0) / (a - 1.0)
     second = -np.expm1(ln_hyp + (r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
     # eq. 10's denominator 1 + [x>0] a/(b+x-1) (...)^(r+x) is 1 / P(alive): use the overflow-free form.
-    return first * second * probability_alive(params, x, tx, T)
+    p_alive = probability_alive(params, x, tx, T)
+    value = first * second * p_alive
+    # Where 2F1 overflows on both routes (a fit on the a -> 0, b -> inf boundary, i.e. no dropout seen,
+    # as on Online Retail) take the no-dropout limit, the NBD posterior mean: (r + x) / (alpha + T) x t.
+    # It ignores dropout during the horizon, so it is an upper bound there; elsewhere eq. 10 stands.
+    nbd = p_alive * (r + x) / (alpha + T) * t
+    return np.where(np.isfinite(value), value, nbd)
 
 
 def expected_rate_if_alive(params: BGNBDParams, frequency: np.ndarray, T: np.ndarray) -> np.ndarray:
