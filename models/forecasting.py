@@ -781,7 +781,13 @@ class GlobalForecaster:
             x[:, model.shoplens_dead_features_] = 0.0
             with threadpool_limits(limits=self.config.n_threads, user_api="openmp"):
                 pred = model.predict(x)
-            out[sk] = (pred * ctx.stats.scale[i, origin]).reshape(len(sk), hz)
+            mean = (pred * ctx.stats.scale[i, origin]).reshape(len(sk), hz)
+            # Guard against the Poisson link's exp() running away on a SKU whose features sit far outside
+            # the training range (seen on Online Retail's long tail: one SKU predicted 1e280 units): no
+            # day is forecast above 5x the SKU's largest observed day (plus one unit).
+            with np.errstate(all="ignore"), _quiet():
+                seen = np.nan_to_num(np.nanmax(p.y[sk, : origin + 1], axis=1), nan=0.0)
+            out[sk] = np.minimum(np.nan_to_num(mean, nan=0.0), (5.0 * seen + 1.0)[:, None])
             self._say(progress, f"forecast {min(start + chunk, len(live))} of {len(live)} SKUs")
         return out, p.launch <= origin
 
