@@ -141,6 +141,20 @@ def run_child(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path = P
     )
 
 
+def killed_text(signum: int, peak_rss_mb: float) -> str:
+    """Why a child died of a signal; SIGKILL at a large RSS is almost always the kernel's OOM killer."""
+    import signal
+
+    import psutil
+
+    name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else f"signal {signum}"
+    total = psutil.virtual_memory().total / 2**20
+    hint = ""
+    if signum == signal.SIGKILL and peak_rss_mb > 0.5 * total:
+        hint = f" (out of memory: the kernel's OOM killer; peak RSS {peak_rss_mb:,.0f} MB of {total:,.0f} MB RAM)"
+    return f"killed by {name}{hint}"
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -152,7 +166,30 @@ def _tail(path: Path, lines: int = 40) -> str:
 # `python -m pipelines.bench _child <kind> --out <json>`: the work of one stage, measured by the parent.
 
 
+MEMORY_LIMIT_ENV = "SHOPLENS_BENCH_DUCKDB_MEMORY_LIMIT"
+
+
+def _cap_duckdb_memory(limit: str) -> None:
+    """Give every DuckDB connection this process opens a memory_limit (DuckDB's default is 80% of RAM).
+
+    A bench option (`--ingest-memory-limit`), not a project setting: it shows what ingestion costs
+    with a bounded buffer pool (DuckDB spills to the temp_directory ingestion sets) next to the default.
+    """
+    import duckdb
+
+    real_connect = duckdb.connect
+
+    def connect(*args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        config = dict(kwargs.pop("config", None) or {})
+        config.setdefault("memory_limit", limit)
+        return real_connect(*args, config=config, **kwargs)
+
+    duckdb.connect = connect  # type: ignore[assignment]
+
+
 def _child_ingest() -> dict[str, Any]:
+    if os.environ.get(MEMORY_LIMIT_ENV):
+        _cap_duckdb_memory(os.environ[MEMORY_LIMIT_ENV])
     from pipelines.backfill import bulk_ingest
     from pipelines.core.settings import get_settings
     from pipelines.sources.base import read_manifest
@@ -160,12 +197,21 @@ def _child_ingest() -> dict[str, Any]:
     manifest = read_manifest(get_settings().landing_dir) or {}
     first, last = manifest.get("first_date"), manifest.get("last_date")
     if not (first and last):
-        raise RuntimeError(f"{get_settings().landing_dir}/_source.json has no date range: generate the landing first")
-    results = bulk_ingest(date.fromisoformat(first), date.fromisoformat(last), log=lambda m: print(m, flush=True))
+        raise RuntimeError(
+            f"{get_settings().landing_dir}/_source.json has no date range: generate the landing first"
+        )
+    results = bulk_ingest(
+        date.fromisoformat(first), date.fromisoformat(last), log=lambda m: print(m, flush=True)
+    )
     return {
         "tables": {
-            t: {"files": len(r.files), "rows_in": r.rows_in, "accepted": r.rows_accepted,
-                "quarantined": r.rows_quarantined, "by_rule": r.by_rule}
+            t: {
+                "files": len(r.files),
+                "rows_in": r.rows_in,
+                "accepted": r.rows_accepted,
+                "quarantined": r.rows_quarantined,
+                "by_rule": r.by_rule,
+            }
             for t, r in results.items()
         }
     }
@@ -235,12 +281,18 @@ def _child_dagster(keys: list[str]) -> dict[str, Any]:
         selection = dg.AssetSelection.assets(*wanted)
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        assets, instance=instance, resources={"dbt": dbt_resource}, selection=selection, raise_on_error=False,
+        assets,
+        instance=instance,
+        resources={"dbt": dbt_resource},
+        selection=selection,
+        raise_on_error=False,
         tags={"shoplens/kind": "bench"},
     )
     steps = {
-        s.step_key: {"status": str(s.status.value) if s.status else None,
-                     "seconds": round((s.end_time or 0) - (s.start_time or 0), 2) if s.start_time else None}
+        s.step_key: {
+            "status": str(s.status.value) if s.status else None,
+            "seconds": round((s.end_time or 0) - (s.start_time or 0), 2) if s.start_time else None,
+        }
         for s in instance.get_run_step_stats(result.run_id)
     }
     materialized: dict[str, dict[str, Any]] = {}
@@ -263,9 +315,12 @@ def _child_dagster(keys: list[str]) -> dict[str, Any]:
         "steps": steps,
         "materialized": materialized,
         "errors": errors,
-        "checks": {"evaluated": len(checks), "failed": sorted(
-            f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed
-        )},
+        "checks": {
+            "evaluated": len(checks),
+            "failed": sorted(
+                f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed
+            ),
+        },
     }
     if keys == ["dbt"]:
         out["dbt_run_results"] = _dbt_thread_seconds(
@@ -367,22 +422,32 @@ def _count_tables(database: Path, relations: list[str]) -> dict[str, int]:
 
 
 def _dbt_tables(manifest_path: Path) -> list[str]:
-    """"schema.name" of every table-materialized model and seed in a manifest."""
+    """ "schema.name" of every table-materialized model and seed in a manifest."""
     if not manifest_path.exists():
         return []
     manifest = json.loads(manifest_path.read_text())
     return sorted(
         f"{n['schema']}.{n.get('alias') or n['name']}"
         for n in manifest["nodes"].values()
-        if n["resource_type"] == "seed" or (n["resource_type"] == "model" and n["config"].get("materialized") == "table")
+        if n["resource_type"] == "seed"
+        or (n["resource_type"] == "model" and n["config"].get("materialized") == "table")
     )
 
 
 class SizeRun:
     """The stages of one size, run in order; a failed stage is recorded and the next one still runs."""
 
-    def __init__(self, size: str, work: Path, seed: int, baselines: bool, log: Any = print) -> None:
+    def __init__(
+        self,
+        size: str,
+        work: Path,
+        seed: int,
+        baselines: bool,
+        log: Any = print,
+        ingest_memory_limit: str | None = None,
+    ) -> None:
         self.size, self.work, self.seed, self.baselines, self.log = size, work, seed, baselines, log
+        self.ingest_memory_limit = ingest_memory_limit
         self.stages: list[Stage] = []
         self.landing_manifest: dict[str, Any] = {}
         self.env = {
@@ -396,8 +461,15 @@ class SizeRun:
         self.results = work / "results"
 
     # -- helpers
-    def _stage(self, name: str, kind: str, cmd: list[str], env: dict[str, str] | None = None,
-               cwd: Path = PROJECT_ROOT, out: Path | None = None) -> tuple[Stage, dict[str, Any]]:
+    def _stage(
+        self,
+        name: str,
+        kind: str,
+        cmd: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path = PROJECT_ROOT,
+        out: Path | None = None,
+    ) -> tuple[Stage, dict[str, Any]]:
         stage = Stage(name=name, kind=kind, load_avg=round(os.getloadavg()[0], 1))
         self.log(f"[{self.size}] {name} ... (load {stage.load_avg})")
         slug = name.replace(" ", "_")
@@ -410,7 +482,10 @@ class SizeRun:
         payload: dict[str, Any] = {}
         if out is not None and out.exists():
             payload = json.loads(out.read_text())
-        if run.returncode != 0:
+        if run.returncode < 0:
+            stage.status = "failed"
+            stage.error = killed_text(-run.returncode, run.peak_rss_mb) + "\n" + _tail(log_path, 5)
+        elif run.returncode != 0:
             stage.status = "failed"
             stage.error = payload.get("error") or _errors_text(payload) or _tail(log_path)
         stage.detail["log"] = str(log_path)
@@ -427,7 +502,16 @@ class SizeRun:
             self.log("    " + stage.error.strip().splitlines()[-1][:300])
 
     def _child(self, kind: str, out: Path, keys: list[str] | None = None) -> list[str]:
-        return [sys.executable, "-m", "pipelines.bench", "_child", kind, "--out", str(out), *(["--keys", *keys] if keys else [])]
+        return [
+            sys.executable,
+            "-m",
+            "pipelines.bench",
+            "_child",
+            kind,
+            "--out",
+            str(out),
+            *(["--keys", *keys] if keys else []),
+        ]
 
     # -- stages
     def run(self) -> dict[str, Any]:
@@ -438,9 +522,20 @@ class SizeRun:
         self.generate()
         if self.stages[-1].status == "ok":
             self.ingest()
-            if self.baselines:
-                self.plain_and_dbt_cli()
-            self.dagster_stages()
+            if self.stages[-1].status == "ok":
+                if self.baselines:
+                    self.plain_and_dbt_cli()
+                self.dagster_stages()
+            else:
+                # Without a complete raw layer every later stage would fail on missing files: say so once.
+                self.stages.append(
+                    Stage(
+                        name="dbt and the rest",
+                        kind="pipeline",
+                        status="skipped",
+                        notes="not run: ingestion failed, the raw layer is incomplete",
+                    )
+                )
         load_end = os.getloadavg()
         summary = summarize(self.size, self.stages)
         return {
@@ -457,8 +552,18 @@ class SizeRun:
         }
 
     def generate(self) -> None:
-        cmd = [sys.executable, "-m", "pipelines.sources.synthetic", "--landing", str(self.work / "landing"),
-               "--scale", self.size, "--seed", str(self.seed), "--no-report"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.sources.synthetic",
+            "--landing",
+            str(self.work / "landing"),
+            "--scale",
+            self.size,
+            "--seed",
+            str(self.seed),
+            "--no-report",
+        ]
         stage, _ = self._stage("generate", "setup", cmd)
         from pipelines.sources.base import read_manifest
 
@@ -473,7 +578,10 @@ class SizeRun:
         for folder in ("raw", "warehouse", "exports", "reports"):
             shutil.rmtree(self.work / folder, ignore_errors=True)
         out = self.results / "ingest.json"
-        stage, payload = self._stage("ingest", "pipeline", self._child("ingest", out), out=out)
+        env = dict(self.env)
+        if self.ingest_memory_limit:
+            env[MEMORY_LIMIT_ENV] = self.ingest_memory_limit
+        stage, payload = self._stage("ingest", "pipeline", self._child("ingest", out), env=env, out=out)
         tables = payload.get("tables", {})
         if tables:
             stage.rows_in = sum(t["rows_in"] for t in tables.values())
@@ -481,6 +589,9 @@ class SizeRun:
             quarantined = sum(t["quarantined"] for t in tables.values())
             stage.notes = f"{quarantined:,} rows quarantined"
             stage.detail["tables"] = tables
+        if self.ingest_memory_limit:
+            stage.notes = f"DuckDB memory_limit={self.ingest_memory_limit} (bench option); " + stage.notes
+            stage.detail["duckdb_memory_limit"] = self.ingest_memory_limit
         self._done(stage)
 
     def plain_and_dbt_cli(self) -> None:
@@ -498,17 +609,39 @@ class SizeRun:
         env_plain = {**self.env, "SHOPLENS_WAREHOUSE": str(plain_db)}
         plain_db.parent.mkdir(parents=True, exist_ok=True)
         stage, _ = self._stage(
-            "dbt compile", "setup",
-            [dbt, "compile", *dbt_args, *exclude_args, "--target-path", str(target), "--log-path",
-             str(self.logs / "dbt"), "--quiet"],
-            env=env_plain, cwd=DBT_PROJECT_DIR,
+            "dbt compile",
+            "setup",
+            [
+                dbt,
+                "compile",
+                *dbt_args,
+                *exclude_args,
+                "--target-path",
+                str(target),
+                "--log-path",
+                str(self.logs / "dbt"),
+                "--quiet",
+            ],
+            env=env_plain,
+            cwd=DBT_PROJECT_DIR,
         )
         self._done(stage)
 
         out = self.results / "plain.json"
-        cmd = [sys.executable, "-m", "pipelines.bench_sql", "--manifest", str(target / "manifest.json"),
-               "--database", str(plain_db), "--json", str(out), "--script", str(self.work / "plain" / "marts.sql"),
-               *(a for t in excludes for a in ("--exclude-source", t))]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.bench_sql",
+            "--manifest",
+            str(target / "manifest.json"),
+            "--database",
+            str(plain_db),
+            "--json",
+            str(out),
+            "--script",
+            str(self.work / "plain" / "marts.sql"),
+            *(a for t in excludes for a in ("--exclude-source", t)),
+        ]
         stage, payload = self._stage("plain SQL", "baseline", cmd, out=out)
         if payload:
             stage.rows_out = sum(payload.get("rows_by_table", {}).values())
@@ -525,10 +658,24 @@ class SizeRun:
         cli_db.parent.mkdir(parents=True, exist_ok=True)
         run_target = self.work / "dbt_target_run"
         stage, _ = self._stage(
-            "dbt run", "baseline",
-            [dbt, "build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test", *dbt_args,
-             *exclude_args, "--target-path", str(run_target), "--log-path", str(self.logs / "dbt")],
-            env={**self.env, "SHOPLENS_WAREHOUSE": str(cli_db)}, cwd=DBT_PROJECT_DIR,
+            "dbt run",
+            "baseline",
+            [
+                dbt,
+                "build",
+                "--exclude-resource-type",
+                "test",
+                "--exclude-resource-type",
+                "unit_test",
+                *dbt_args,
+                *exclude_args,
+                "--target-path",
+                str(run_target),
+                "--log-path",
+                str(self.logs / "dbt"),
+            ],
+            env={**self.env, "SHOPLENS_WAREHOUSE": str(cli_db)},
+            cwd=DBT_PROJECT_DIR,
         )
         tables = _dbt_tables(target / "manifest.json")
         rows = _count_tables(cli_db, tables)
@@ -548,10 +695,12 @@ class SizeRun:
         plan_out = self.results / "plan.json"
         plan_run = run_child(self._child("plan", plan_out), self.env, self.logs / "plan.log")
         if plan_run.returncode != 0 or not plan_out.exists():
-            stage = Stage(name="dagster plan", kind="setup", status="failed", load_avg=round(os.getloadavg()[0], 1))
-            stage.error = (json.loads(plan_out.read_text()).get("error") if plan_out.exists() else None) or _tail(
-                self.logs / "plan.log"
+            stage = Stage(
+                name="dagster plan", kind="setup", status="failed", load_avg=round(os.getloadavg()[0], 1)
             )
+            stage.error = (
+                json.loads(plan_out.read_text()).get("error") if plan_out.exists() else None
+            ) or _tail(self.logs / "plan.log")
             self.stages.append(stage)
             self._done(stage)
             return
@@ -583,8 +732,10 @@ class SizeRun:
         stage.rows_out = sum(int(m.get("dagster/row_count", 0) or 0) for m in materialized.values()) or None
         parts = []
         for step_key, info in sorted(steps.items(), key=lambda kv: -(kv[1].get("seconds") or 0)):
-            parts.append(f"{step_key.split('__')[-1]} {info.get('seconds') or 0:.0f}s" + (
-                "" if info.get("status") == "SUCCESS" else f" {info.get('status')}"))
+            parts.append(
+                f"{step_key.split('__')[-1]} {info.get('seconds') or 0:.0f}s"
+                + ("" if info.get("status") == "SUCCESS" else f" {info.get('status')}")
+            )
         stage.notes = ", ".join(parts)
         forecast = materialized.get("decisions/demand_forecast")
         if forecast:
@@ -607,8 +758,11 @@ def _thread_note(timing: dict[str, Any]) -> str:
     if not seconds:
         return ""
     models = sum(v for k, v in seconds.items() if k.startswith("model:"))
-    parts = [f"models {models:.0f}"] + [f"{k.replace('_', ' ')}s {v:.0f}" for k, v in seconds.items()
-                                        if not k.startswith("model:") and k != "seed"]
+    parts = [f"models {models:.0f}"] + [
+        f"{k.replace('_', ' ')}s {v:.0f}"
+        for k, v in seconds.items()
+        if not k.startswith("model:") and k != "seed"
+    ]
     return "; dbt thread-s: " + ", ".join(parts)
 
 
@@ -666,23 +820,43 @@ def evaluate_goals(size: str, summary: dict[str, Any]) -> list[dict[str, Any]]:
     goals = GOALS.get(size, {})
     out: list[dict[str, Any]] = []
 
-    def add(goal: str, target: float, value: float | None, lower_is_better: bool = True, note: str = "") -> None:
+    def add(
+        goal: str, target: float, value: float | None, lower_is_better: bool = True, note: str = ""
+    ) -> None:
         met = None if value is None else (value <= target if lower_is_better else value >= target)
         out.append({"goal": goal, "target": target, "value": value, "met": met, "note": note})
 
     complete = summary.get("pipeline_complete")
     if "end_to_end_s" in goals:
-        add("end to end (s)", goals["end_to_end_s"], summary.get("end_to_end_s") if complete else None,
-            note="" if complete else "a pipeline stage failed")
+        add(
+            "end to end (s)",
+            goals["end_to_end_s"],
+            summary.get("end_to_end_s") if complete else None,
+            note="" if complete else "a pipeline stage failed",
+        )
     if "peak_rss_mb" in goals:
         add("peak RSS (MB)", goals["peak_rss_mb"], summary.get("peak_rss_mb"))
     if "dbt_ratio" in goals:
-        add("dbt run / plain SQL", goals["dbt_ratio"], summary.get("dbt_run_vs_plain"), note="same work: seeds + models")
-        add("dbt build in Dagster / plain SQL", goals["dbt_ratio"], summary.get("dbt_build_vs_plain"),
-            note="adds the data and unit tests and Dagster")
+        add(
+            "dbt run / plain SQL",
+            goals["dbt_ratio"],
+            summary.get("dbt_run_vs_plain"),
+            note="same work: seeds + models",
+        )
+        add(
+            "dbt build in Dagster / plain SQL",
+            goals["dbt_ratio"],
+            summary.get("dbt_build_vs_plain"),
+            note="adds the data and unit tests and Dagster",
+        )
     if "forecast_series_per_s" in goals:
-        add("forecasting (SKU-series/s)", goals["forecast_series_per_s"], summary.get("forecast_series_per_s"),
-            lower_is_better=False, note="demand_forecast model time")
+        add(
+            "forecasting (SKU-series/s)",
+            goals["forecast_series_per_s"],
+            summary.get("forecast_series_per_s"),
+            lower_is_better=False,
+            note="demand_forecast model time",
+        )
     return out
 
 
@@ -718,10 +892,19 @@ def markdown_size(result: dict[str, Any], machine_info: dict[str, Any]) -> str:
             f"{_fmt_int(s.get('rows_out'))} | {s['load_avg']:.1f} | {_cell(s.get('notes', ''))} |"
         )
     sm = result["summary"]
-    lines += ["", f"- end to end (pipeline stages): **{sm.get('end_to_end_s')} s** wall, {sm.get('end_to_end_cpu_s')} s CPU"
-              + ("" if sm.get("pipeline_complete") else f" (INCOMPLETE: failed {', '.join(sm.get('failed_stages', []))})")]
+    lines += [
+        "",
+        f"- end to end (pipeline stages): **{sm.get('end_to_end_s')} s** wall, {sm.get('end_to_end_cpu_s')} s CPU"
+        + (
+            ""
+            if sm.get("pipeline_complete")
+            else f" (INCOMPLETE: failed {', '.join(sm.get('failed_stages', []))})"
+        ),
+    ]
     if sm.get("peak_rss_mb") is not None:
-        lines.append(f"- peak RSS of a pipeline stage: **{sm['peak_rss_mb']:,.0f} MB** ({sm.get('peak_rss_stage')})")
+        lines.append(
+            f"- peak RSS of a pipeline stage: **{sm['peak_rss_mb']:,.0f} MB** ({sm.get('peak_rss_stage')})"
+        )
     if "dbt_run_vs_plain" in sm or "dbt_build_vs_plain" in sm:
         lines.append(
             f"- dbt vs the plain DuckDB script: dbt run (no tests) **{sm.get('dbt_run_vs_plain')}x**, "
@@ -737,7 +920,9 @@ def markdown_size(result: dict[str, Any], machine_info: dict[str, Any]) -> str:
         for g in result["goals"]:
             met = {True: "yes", False: "**no**", None: "n/a"}[g["met"]]
             value = "" if g["value"] is None else f"{g['value']:,}"
-            lines.append(f"| {g['goal']} | {g['target']:,} | {value} | {met}{' (' + g['note'] + ')' if g['note'] else ''} |")
+            lines.append(
+                f"| {g['goal']} | {g['target']:,} | {value} | {met}{' (' + g['note'] + ')' if g['note'] else ''} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -770,14 +955,28 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_child":
         return child_main(argv[1:])
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), help=f"of {', '.join(SIZES)}")
-    parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / "data" / "bench",
-                        help="data of size S goes to <work-dir>/S/ (landing is reused when it holds the same shop)")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=PROJECT_ROOT / "data" / "bench",
+        help="data of size S goes to <work-dir>/S/ (landing is reused when it holds the same shop)",
+    )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "data" / "bench", help="results folder")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--no-baselines", action="store_true", help="skip the plain-SQL and dbt CLI comparison")
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="skip the plain-SQL and dbt CLI comparison"
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument(
+        "--ingest-memory-limit",
+        default=None,
+        metavar="SIZE",
+        help="cap DuckDB's memory in the ingest stage, e.g. 2GB (default: DuckDB's 80%% of RAM)",
+    )
     args = parser.parse_args(argv)
     sizes = [s for part in args.sizes for s in part.replace(",", " ").split()]
     unknown = [s for s in sizes if s not in SIZES]
@@ -785,15 +984,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown size(s) {', '.join(unknown)}; known: {', '.join(SIZES)}")
 
     info = machine()
-    print(f"shoplens bench: sizes {', '.join(sizes)}; {info['cores']} cores, {info['ram_gb']} GB RAM; "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"shoplens bench: sizes {', '.join(sizes)}; {info['cores']} cores, {info['ram_gb']} GB RAM; "
+        f"load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     run_at = datetime.now().astimezone()
     run: dict[str, Any] = {"run_at": run_at.isoformat(timespec="seconds"), "machine": info, "sizes": []}
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = run_at.strftime("%Y%m%d_%H%M%S")
     for size in sizes:
-        result = SizeRun(size, (args.work_dir / size).resolve(), args.seed, not args.no_baselines,
-                         log=lambda m: print(m, flush=True)).run()
+        result = SizeRun(
+            size,
+            (args.work_dir / size).resolve(),
+            args.seed,
+            not args.no_baselines,
+            log=lambda m: print(m, flush=True),
+            ingest_memory_limit=args.ingest_memory_limit,
+        ).run()
         run["sizes"].append(result)
         # Written after every size, so a long run leaves its results even if a later size is stopped.
         (args.out / f"bench_{stamp}.json").write_text(json.dumps(run, indent=2, default=str))

@@ -79,10 +79,15 @@ def _seed_sql(node: dict, relation: str, project_dir: Path) -> str:
     path = Path(node.get("root_path") or project_dir) / node["original_file_path"]
     types = node.get("config", {}).get("column_types") or {}
     # `string` is dbt's portable name (Spark needs it); DuckDB knows it as VARCHAR.
-    typed = ", ".join(f"{_sql_literal(c)}: {_sql_literal('VARCHAR' if t.lower() == 'string' else t)}" for c, t in types.items())
+    typed = ", ".join(
+        f"{_sql_literal(c)}: {_sql_literal('VARCHAR' if t.lower() == 'string' else t)}"
+        for c, t in types.items()
+    )
     delim = node.get("config", {}).get("delimiter") or ","
     options = f"header = true, delim = {_sql_literal(delim)}" + (f", types = {{{typed}}}" if typed else "")
-    return f"CREATE OR REPLACE TABLE {relation} AS SELECT * FROM read_csv({_sql_literal(str(path))}, {options})"
+    return (
+        f"CREATE OR REPLACE TABLE {relation} AS SELECT * FROM read_csv({_sql_literal(str(path))}, {options})"
+    )
 
 
 def _model_sql(node: dict, relation: str) -> str:
@@ -104,15 +109,21 @@ def _model_sql(node: dict, relation: str) -> str:
     return f"CREATE OR REPLACE {kind} {relation} AS (\n{body}\n)"
 
 
-def plain_nodes(manifest: dict, project_dir: Path = DBT_PROJECT_DIR, exclude_sources: tuple[str, ...] = ()) -> list[Node]:
+def plain_nodes(
+    manifest: dict, project_dir: Path = DBT_PROJECT_DIR, exclude_sources: tuple[str, ...] = ()
+) -> list[Node]:
     """Seeds and models of a compiled manifest in dependency order (tests excluded).
 
     `exclude_sources` names raw tables the source lacks: every model built on them is left out, as the
     Dagster dbt asset excludes `source:raw.<table>+`.
     """
     wanted = {uid: n for uid, n in manifest["nodes"].items() if n["resource_type"] in BUILT_TYPES}
-    excluded_roots = {f"source.{manifest['metadata'].get('project_name', 'shoplens')}.raw.{t}" for t in exclude_sources}
-    graph = {uid: [d for d in n.get("depends_on", {}).get("nodes", []) if d in wanted] for uid, n in wanted.items()}
+    excluded_roots = {
+        f"source.{manifest['metadata'].get('project_name', 'shoplens')}.raw.{t}" for t in exclude_sources
+    }
+    graph = {
+        uid: [d for d in n.get("depends_on", {}).get("nodes", []) if d in wanted] for uid, n in wanted.items()
+    }
     order = list(TopologicalSorter(graph).static_order())
     dropped: set[str] = set()
     for uid in order:
@@ -135,7 +146,9 @@ def plain_nodes(manifest: dict, project_dir: Path = DBT_PROJECT_DIR, exclude_sou
                 database=n["database"],
                 schema=n["schema"],
                 name=alias,
-                materialized="seed" if n["resource_type"] == "seed" else n["config"].get("materialized", "view"),
+                materialized="seed"
+                if n["resource_type"] == "seed"
+                else n["config"].get("materialized", "view"),
                 layer=_layer(n),
                 sql=sql,
             )
@@ -163,7 +176,9 @@ def run_plain(nodes: list[Node], database: Path, threads: int | None = None) -> 
         stale.unlink(missing_ok=True)
     names = {n.database for n in nodes}
     if len(names) > 1:
-        raise ValueError(f"the manifest spans several databases {sorted(names)}: one plain file cannot stand in")
+        raise ValueError(
+            f"the manifest spans several databases {sorted(names)}: one plain file cannot stand in"
+        )
     db_name = names.pop() if names else "shoplens"
     con = duckdb.connect(":memory:")
     try:
@@ -189,7 +204,9 @@ def run_plain(nodes: list[Node], database: Path, threads: int | None = None) -> 
         result.seconds = time.perf_counter() - started
         for node in nodes:
             if node.materialized != "view" and node.name in result.seconds_by_node:
-                result.rows_by_table[node.name] = con.execute(f"SELECT count(*) FROM {node.relation}").fetchall()[0][0]
+                result.rows_by_table[node.name] = con.execute(
+                    f"SELECT count(*) FROM {node.relation}"
+                ).fetchall()[0][0]
     finally:
         con.close()
     result.seconds_by_layer = {k: round(v, 3) for k, v in result.seconds_by_layer.items()}
@@ -201,22 +218,41 @@ def dbt_executable() -> str:
     return str(exe) if exe.exists() else "dbt"
 
 
-def compile_manifest(target_path: Path, env: dict[str, str] | None = None, project_dir: Path = DBT_PROJECT_DIR) -> Path:
+def compile_manifest(
+    target_path: Path, env: dict[str, str] | None = None, project_dir: Path = DBT_PROJECT_DIR
+) -> Path:
     """`dbt compile` into `target_path` (its own folder, so the project's target/ stays untouched)."""
     target_path.mkdir(parents=True, exist_ok=True)
     cmd = [
-        dbt_executable(), "compile", "--profiles-dir", str(project_dir), "--project-dir", str(project_dir),
-        "--target-path", str(target_path), "--log-path", str(target_path / "logs"), "--quiet",
+        dbt_executable(),
+        "compile",
+        "--profiles-dir",
+        str(project_dir),
+        "--project-dir",
+        str(project_dir),
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(target_path / "logs"),
+        "--quiet",
     ]
-    done = subprocess.run(cmd, cwd=project_dir, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    done = subprocess.run(
+        cmd, cwd=project_dir, env={**os.environ, **(env or {})}, capture_output=True, text=True
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"dbt compile failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise RuntimeError(
+            f"dbt compile failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return target_path / "manifest.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--manifest", type=Path, required=True, help="a manifest.json written by `dbt compile`")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--manifest", type=Path, required=True, help="a manifest.json written by `dbt compile`"
+    )
     parser.add_argument("--database", type=Path, required=True, help="the DuckDB file to build (replaced)")
     parser.add_argument("--json", type=Path, default=None, help="write the timings here")
     parser.add_argument("--script", type=Path, default=None, help="also write the SQL script here")

@@ -52,11 +52,13 @@ def connect(
             con = duckdb.connect(str(target), read_only=read_only)
             break
         except duckdb.IOException as err:
-            if "lock" not in str(err).lower() or time.monotonic() > deadline:
+            if "lock" not in str(err).lower():
+                raise  # not contention (a damaged file, no permission): the waiting advice would mislead
+            if time.monotonic() > deadline:
                 raise WarehouseBusyError(
-                    f"the warehouse {target.name} is held by another process ({err}). Close notebooks or "
-                    "sessions that opened it (notebooks should read data/exports/ or open it read-only "
-                    "between runs) and run again."
+                    f"the warehouse {target} is held by another process after waiting {LOCK_WAIT_SECONDS:g} s "
+                    f"(SHOPLENS_LOCK_WAIT_SECONDS): {err}. Close notebooks or sessions that opened it "
+                    "(notebooks should read data/exports/ or open it read-only between runs) and run again."
                 ) from err
             if log:
                 log(f"warehouse is locked by another process; retrying in {delay:.1f} s")
