@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,18 @@ def killed_text(signum: int, peak_rss_mb: float) -> str:
     if signum == signal.SIGKILL and peak_rss_mb > 0.5 * total:
         hint = f" (out of memory: the kernel's OOM killer; peak RSS {peak_rss_mb:,.0f} MB of {total:,.0f} MB RAM)"
     return f"killed by {name}{hint}"
+
+
+_ERROR_LINE = re.compile(r"^(killed by |[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure)\b)")
+
+
+def error_line(text: str) -> str:
+    """The line of a traceback or log tail that says what went wrong (the exception, not a hint after it)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _ERROR_LINE.match(line):
+            return line
+    return lines[-1] if lines else ""
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -499,7 +512,7 @@ class SizeRun:
             f"(CPU {stage.cpu_s:.1f} s, peak RSS {rss}){'  ' + stage.notes if stage.notes else ''}"
         )
         if stage.error:
-            self.log("    " + stage.error.strip().splitlines()[-1][:300])
+            self.log("    " + error_line(stage.error)[:300])
 
     def _child(self, kind: str, out: Path, keys: list[str] | None = None) -> list[str]:
         return [
@@ -590,7 +603,11 @@ class SizeRun:
             stage.notes = f"{quarantined:,} rows quarantined"
             stage.detail["tables"] = tables
         if self.ingest_memory_limit:
-            stage.notes = f"DuckDB memory_limit={self.ingest_memory_limit} (bench option); " + stage.notes
+            stage.notes = "; ".join(
+                n
+                for n in (f"DuckDB memory_limit={self.ingest_memory_limit} (bench option)", stage.notes)
+                if n
+            )
             stage.detail["duckdb_memory_limit"] = self.ingest_memory_limit
         self._done(stage)
 
@@ -885,7 +902,7 @@ def markdown_size(result: dict[str, Any], machine_info: dict[str, Any]) -> str:
     for s in result["stages"]:
         status = s["status"]
         if s.get("error"):
-            status += ": " + _cell(s["error"].strip().splitlines()[-1])[:160]
+            status += ": " + _cell(error_line(s["error"]))[:160]
         lines.append(
             f"| {s['name']} | {s['kind']} | {_cell(status)} | {s['wall_s']:.1f} | {s['cpu_s']:.1f} | "
             f"{s['peak_rss_mb']:,.0f} | {s['tree_rss_mb']:,.0f} | {_fmt_int(s.get('rows_in'))} | "

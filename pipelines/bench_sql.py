@@ -221,8 +221,15 @@ def dbt_executable() -> str:
 def compile_manifest(
     target_path: Path, env: dict[str, str] | None = None, project_dir: Path = DBT_PROJECT_DIR
 ) -> Path:
-    """`dbt compile` into `target_path` (its own folder, so the project's target/ stays untouched)."""
+    """`dbt compile` into `target_path` (its own folder, so the project's target/ stays untouched).
+
+    dbt-duckdb opens the warehouse file while compiling: its folder must exist (else the connection
+    fails, after retries), so it is created here.
+    """
     target_path.mkdir(parents=True, exist_ok=True)
+    merged = {**os.environ, **(env or {})}
+    if merged.get("SHOPLENS_WAREHOUSE"):
+        Path(merged["SHOPLENS_WAREHOUSE"]).parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         dbt_executable(),
         "compile",
@@ -236,9 +243,7 @@ def compile_manifest(
         str(target_path / "logs"),
         "--quiet",
     ]
-    done = subprocess.run(
-        cmd, cwd=project_dir, env={**os.environ, **(env or {})}, capture_output=True, text=True
-    )
+    done = subprocess.run(cmd, cwd=project_dir, env=merged, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(
             f"dbt compile failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
