@@ -4,10 +4,16 @@ Policies (daily review, vectorised over SKUs, one loop over days):
 - ours: when the inventory position (on hand + on order) is at or below the reorder point, order up to the
   order-up-to level; parameters come from `inventory_policy.policy_parameters` on the forecast made at
   each weekly origin (so they follow the season), held until the next origin.
-- naive: the shop's rule of thumb, a fixed reorder level of 7 days of mean demand and a fixed order of
-  14 days of mean demand (mean over the 91 days before the period).
-- naive_policy_matched: the same rule with both day counts scaled by the smallest factor (steps of 0.25,
-  up to 8) whose stock-out rate is no higher than ours: the inventory the rule needs for equal service.
+- naive: the shop's own rule, as the synthetic generator runs it (pipelines/sources/synthetic.py,
+  `_build_inventory` and the end-of-day reorder): when on hand falls below a fixed level and nothing is
+  on order, order a fixed quantity. The generator draws each SKU's level as 0.9-1.5 x its lead-time mean
+  demand (+1) and its quantity as 20-45 days of mean demand; the replay uses the midpoints, 1.2 x and
+  32.5 days, with the mean over the 91 days before the period. (Before, a 7-day level and 14-day order
+  stood in for it: below the lead-time demand of most SKUs, so it ran out on 1 SKU-day in 10 and looked
+  lean only because its shelves were empty a quarter of the time.)
+- naive_policy_matched: the same rule with its level factor and order days both scaled by the smallest
+  factor (steps of 0.25 from 0.25 up to 8) whose stock-out rate is no higher than ours: the inventory the
+  rule needs for equal service.
 Orders arrive after the SKU's lead time (at the start of that day, at least the next day). Demand that
 finds no stock is lost (no backorders).
 
@@ -49,11 +55,13 @@ def run_policy(
     reorder_point: np.ndarray,
     order_up_to: np.ndarray | None = None,
     order_qty: np.ndarray | None = None,
+    one_outstanding: bool = False,
 ) -> dict[str, np.ndarray]:
     """Simulate one policy over demand (n_skus, n_days).
 
     reorder_point / order_up_to / order_qty are (n_skus,) or (n_skus, n_days). Give `order_up_to` for an
-    (s, S) policy or `order_qty` for a fixed-quantity (s, Q) policy. Returns (n_skus, n_days) arrays:
+    (s, S) policy or `order_qty` for a fixed-quantity (s, Q) policy; `one_outstanding` allows an order only
+    when nothing is on order (the shop's rule). Returns (n_skus, n_days) arrays:
     sales, lost, on_hand (end of day), on_order (end of day) and ordered.
     """
     if (order_up_to is None) == (order_qty is None):
@@ -77,6 +85,8 @@ def run_policy(
         on_hand -= sales
         position = on_hand + pipeline
         due = position <= rop[:, day]
+        if one_outstanding:
+            due &= pipeline <= 1e-9
         if order_up_to is not None:
             qty = np.where(due, np.ceil(np.maximum(target[:, day] - position, 0.0)), 0.0)
         else:
@@ -114,12 +124,25 @@ def summarize(
     }
 
 
+NAIVE_LEVEL_FACTOR = 1.2  # midpoint of the generator's U(0.9, 1.5) x lead-time mean demand
+NAIVE_QTY_DAYS = 32.5  # midpoint of the generator's U(20, 45) days of mean demand
+
+
 def naive_parameters(
-    mean_daily_demand: np.ndarray, level_days: float = 7, qty_days: float = 14
+    mean_daily_demand: np.ndarray,
+    lead_time_days: np.ndarray,
+    level_factor: float = NAIVE_LEVEL_FACTOR,
+    qty_days: float = NAIVE_QTY_DAYS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The shop's rule: reorder level = level_days of mean demand, order quantity = qty_days of it (>= 1)."""
+    """The shop's rule as (reorder point, order quantity) for `run_policy(..., one_outstanding=True)`.
+
+    The generator orders when on hand < level = ceil(level_factor * L * m) + 1, i.e. (whole units) when on
+    hand <= ceil(level_factor * L * m): that is the reorder point returned. Quantity: ceil(qty_days * m),
+    at least 2 units, as in the generator.
+    """
     m = np.nan_to_num(np.asarray(mean_daily_demand, dtype=float))
-    return level_days * m, np.maximum(qty_days * m, 1.0)
+    lead = np.asarray(lead_time_days, dtype=float)
+    return np.ceil(level_factor * lead * m), np.maximum(np.ceil(qty_days * m), 2.0)
 
 
 def replay(
@@ -184,19 +207,22 @@ def replay(
             progress(f"policy parameters for day {k + 1} of {t}")
     start_stock = np.ceil(initial_days_of_demand * mean)
     ours = run_policy(dem, lead, start_stock, rop, order_up_to=out_level)
-    level, qty = naive_parameters(mean)
-    naive = run_policy(dem, lead, start_stock, level, order_qty=qty)
+    level, qty = naive_parameters(mean, lead)
+    naive = run_policy(dem, lead, start_stock, level, order_qty=qty, one_outstanding=True)
     ours_score = summarize(ours, dem, cost, warmup_days)
     rows = [
         {"policy": "forecast_policy", "naive_scale": None, **ours_score},
         {"policy": "naive_policy", "naive_scale": 1.0, **summarize(naive, dem, cost, warmup_days)},
     ]
-    # The 7/14-day rule is lean but stocks out often, so also find the smallest scale of it (level and
-    # quantity days both multiplied) that matches our stock-out rate: inventory at equal service.
-    for scale in np.arange(1.25, 8.01, 0.25):
-        level_s, qty_s = naive_parameters(mean, 7 * scale, 14 * scale)
+    # Inventory at equal service: the smallest scale of the shop's rule (level factor and order days both
+    # multiplied) whose stock-out rate is no higher than ours.
+    for scale in np.arange(0.25, 8.01, 0.25):
+        level_s, qty_s = naive_parameters(mean, lead, NAIVE_LEVEL_FACTOR * scale, NAIVE_QTY_DAYS * scale)
         score = summarize(
-            run_policy(dem, lead, start_stock, level_s, order_qty=qty_s), dem, cost, warmup_days
+            run_policy(dem, lead, start_stock, level_s, order_qty=qty_s, one_outstanding=True),
+            dem,
+            cost,
+            warmup_days,
         )
         if score["stockout_rate"] <= ours_score["stockout_rate"]:
             rows.append({"policy": "naive_policy_matched", "naive_scale": float(scale), **score})

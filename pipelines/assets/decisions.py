@@ -136,8 +136,9 @@ def purchase_orders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     owners=OWNERS,
     pool="duckdb_writer",
     description=(
-        "Replays the last 91 days day by day under our policy and under the shop's naive policy (fixed reorder "
-        "level and quantity): stock-out rate, fill rate, average inventory, turnover and days of inventory."
+        "Replays the last 91 days day by day under our policy and under the shop's naive policy (when on hand "
+        "falls below 1.2x lead-time demand and nothing is on order, order 32.5 days of demand): stock-out rate, "
+        "fill rate, average inventory, turnover and days of inventory."
     ),
 )
 def replenishment_simulation(
