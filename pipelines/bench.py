@@ -51,7 +51,13 @@ DBT_STAGE = "dbt build"
 
 # The issue's goals, on 2 cores and 24 GB. None = no goal at this size.
 GOALS: dict[str, dict[str, float]] = {
-    "medium": {"end_to_end_s": 300, "peak_rss_mb": 4 * 1024, "dbt_ratio": 1.5, "forecast_series_per_s": 500},
+    "medium": {
+        "end_to_end_s": 300,
+        "peak_rss_mb": 4 * 1024,
+        "dbt_ratio": 1.5,
+        "forecast_series_per_s": 500,
+        "model_train_s": 60,  # issue 4: 2,000 SKUs x 2 years trained in under 60 s on 2 cores
+    },
     "large": {"end_to_end_s": 1800, "peak_rss_mb": 12 * 1024, "dbt_ratio": 1.5},
     "small": {"dbt_ratio": 1.5},
     "tiny": {},
@@ -764,6 +770,18 @@ class SizeRun:
                 "step_seconds": steps.get("decisions__demand_forecast", {}).get("seconds"),
             }
             stage.notes += f"; forecast {forecast.get('sku_series_per_second')} SKU-series/s"
+        model = materialized.get("decisions/demand_model")
+        if model and model.get("retrained"):
+            stage.detail["model"] = {
+                "train_seconds": model.get("train_seconds"),
+                "train_sku_series_per_second": model.get("train_sku_series_per_second"),
+                "train_rows": model.get("train_rows"),
+                "skus": model.get("skus_trained_on"),
+            }
+            stage.notes += (
+                f"; model trained in {model.get('train_seconds')} s "
+                f"({model.get('train_sku_series_per_second')} SKU-series/s)"
+            )
         skipped = [k for k, m in materialized.items() if "skipped" in m]
         if skipped:
             stage.notes += "; skipped: " + ", ".join(skipped)
@@ -829,6 +847,10 @@ def summarize(size: str, stages: list[Stage]) -> dict[str, Any]:
         summary["forecast_series_per_s"] = forecast.get("sku_series_per_second")
         if forecast.get("skus") and forecast.get("step_seconds"):
             summary["forecast_series_per_s_step"] = round(forecast["skus"] / forecast["step_seconds"], 1)
+    model = next((s.detail["model"] for s in stages if "model" in s.detail), None)
+    if model:
+        summary["model_train_s"] = model.get("train_seconds")
+        summary["model_train_series_per_s"] = model.get("train_sku_series_per_second")
     return summary
 
 
@@ -872,7 +894,14 @@ def evaluate_goals(size: str, summary: dict[str, Any]) -> list[dict[str, Any]]:
             goals["forecast_series_per_s"],
             summary.get("forecast_series_per_s"),
             lower_is_better=False,
-            note="demand_forecast model time",
+            note="daily forecast from the trained model (no refit)",
+        )
+    if "model_train_s" in goals:
+        add(
+            "training the demand model (s)",
+            goals["model_train_s"],
+            summary.get("model_train_s"),
+            note="weekly retrain: one gradient-boosting fit + calibration (+ Prophet on aggregates)",
         )
     return out
 
@@ -929,8 +958,14 @@ def markdown_size(result: dict[str, Any], machine_info: dict[str, Any]) -> str:
         )
     if sm.get("forecast_series_per_s") is not None:
         lines.append(
-            f"- forecasting: {sm.get('forecast_skus')} SKUs, **{sm['forecast_series_per_s']} SKU-series/s** (model), "
-            f"{sm.get('forecast_series_per_s_step')} SKU-series/s over the whole asset step"
+            f"- forecasting: {sm.get('forecast_skus')} SKUs, **{sm['forecast_series_per_s']} SKU-series/s** "
+            f"(daily forecast from the trained model), {sm.get('forecast_series_per_s_step')} SKU-series/s over "
+            "the whole asset step"
+        )
+    if sm.get("model_train_s") is not None:
+        lines.append(
+            f"- training the demand model: **{sm['model_train_s']} s** "
+            f"({sm.get('model_train_series_per_s')} SKU-series/s)"
         )
     if result.get("goals"):
         lines += ["", "| goal | target | measured | met |", "|---|---:|---:|---|"]

@@ -50,7 +50,7 @@ def land_source(source: str, input_dir: Path | None, scale: str, force: bool) ->
 
 
 def run_pipeline(manifest: dict, instance=None) -> bool:
-    """Load the landed history, then run the nightly job for the newest day; True on success.
+    """Load the landed history, run the nightly job for the newest day, then the weekly review; True on success.
 
     The history goes through `pipelines.backfill.bulk_ingest` (the ingestion assets' own code without
     per-partition bookkeeping); the Dagster run then ingests the newest day and builds everything
@@ -73,26 +73,44 @@ def run_pipeline(manifest: dict, instance=None) -> bool:
     print(f"ingesting {first} .. {last} (validation, quarantine, raw Parquet):")
     bulk_ingest(date.fromisoformat(first), date.fromisoformat(last))
     print(f"history ingested in {time.time() - started:.0f} s")
-    job = defs.resolve_job_def("nightly_shop_refresh")
     instance = instance or dg.DagsterInstance.get()
-    print(f"running the nightly job for {last}: marts, forecasts, decisions, report (Dagster run)")
-    started = time.time()
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=last,
-        tags={"shoplens/kind": "demo"},
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        raise_on_error=False,
-    )
-    status = "succeeded" if result.success else "FAILED"
-    print(f"pipeline run {result.run_id} {status} in {time.time() - started:.0f} s")
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(
-                    f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()[:2000]}"
-                )
-    return result.success
+    runs = [
+        # The nightly run trains the demand model (none exists yet), then only predicts on later nights.
+        (
+            "nightly_shop_refresh",
+            f"the nightly job for {last}: marts, model, forecasts, decisions, report",
+            last,
+            {},
+        ),
+        # The weekly review keeps that fresh model (retrain=auto; its schedule says always) and adds the
+        # backtest and the replenishment replay to the report.
+        (
+            "weekly_model_review",
+            "the weekly review: forecast backtest, replenishment replay, report",
+            None,
+            {"ops": {"decisions__demand_model": {"config": {"retrain": "auto"}}}},
+        ),
+    ]
+    for name, what, partition, run_config in runs:
+        print(f"running {what} (Dagster run)")
+        started = time.time()
+        result = defs.resolve_job_def(name).execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            tags={"shoplens/kind": "demo"},
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}, **run_config},
+            raise_on_error=False,
+        )
+        status = "succeeded" if result.success else "FAILED"
+        print(f"{name} run {result.run_id} {status} in {time.time() - started:.0f} s")
+        if not result.success:
+            for event in result.all_events:
+                if event.is_step_failure:
+                    print(
+                        f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()[:2000]}"
+                    )
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

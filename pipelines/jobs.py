@@ -11,14 +11,33 @@ ingest_selection = dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets
     ["decisions", "sales_spike_alerts"]
 )
 
+# Assets that fit models to judge them (several fits each): weekly, with the retraining, not nightly.
+WEEKLY_ONLY = dg.AssetSelection.assets(
+    ["decisions", "forecast_backtest"], ["decisions", "replenishment_simulation"]
+)
+MODEL = dg.AssetSelection.assets(["decisions", "demand_model"])
+REPORT = dg.AssetSelection.assets(["reports", "decision_report"])
+INTRADAY_ONLY = dg.AssetSelection.assets(["decisions", "sales_spike_alerts"])
+
 nightly_job = dg.define_asset_job(
     name="nightly_shop_refresh",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(["decisions", "sales_spike_alerts"]),
+    selection=dg.AssetSelection.all() - INTRADAY_ONLY - WEEKLY_ONLY,
     description=(
         "Everything for one new day: ingest the day's landing files, rebuild the marts with their tests, "
-        "forecast demand, plan replenishment and product selection, and write the decision report."
+        "forecast demand with the trained model (retrained only when it is a week old or missing), plan "
+        "replenishment and product selection, and write the decision report."
     ),
     tags={"shoplens/kind": "nightly"},
+)
+
+weekly_job = dg.define_asset_job(
+    name="weekly_model_review",
+    selection=MODEL | WEEKLY_ONLY | REPORT,
+    description=(
+        "Retrain the demand model on the published marts, backtest it against the baselines, replay the "
+        "replenishment policy against the shop's rule, and refresh the report with the results."
+    ),
+    tags={"shoplens/kind": "weekly"},
 )
 
 ingest_job = dg.define_asset_job(
@@ -43,5 +62,20 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return dg.RunRequest(run_key=f"nightly-{day}", partition_key=day, tags={"shoplens/day": day})
 
 
-all_jobs = [nightly_job, ingest_job]
-schedules = [nightly_schedule]
+@dg.schedule(
+    name="weekly_retrain_sunday_4am",
+    job=weekly_job,
+    cron_schedule="0 4 * * 0",
+    execution_timezone=get_settings().timezone,
+    description="Every Sunday at 04:00 shop time (after the nightly run): retrain, backtest, replay.",
+)
+def weekly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    tick = context.scheduled_execution_time or datetime.now(ZoneInfo(get_settings().timezone))
+    return dg.RunRequest(
+        run_key=f"weekly-{tick.date().isoformat()}",
+        run_config={"ops": {"decisions__demand_model": {"config": {"retrain": "always"}}}},
+    )
+
+
+all_jobs = [nightly_job, weekly_job, ingest_job]
+schedules = [nightly_schedule, weekly_schedule]

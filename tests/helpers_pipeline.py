@@ -42,6 +42,13 @@ CRASH_MARKER = "SHOPLENS-TEST-CRASH"
 REFERENCE_ENV = {"SHOPLENS_USE_PROPHET": "0"}
 # Written only by the intraday ingest job (sales_spike_alerts), so absent from a nightly-only reference.
 INTRADAY_ONLY = {"decisions.emergency_purchase_orders", "emergency_purchase_orders.parquet"}
+# Written by the weekly review job (pipelines.jobs.WEEKLY_ONLY), not by a nightly run.
+WEEKLY_ONLY = {
+    "decisions.forecast_backtest",
+    "forecast_backtest.parquet",
+    "decisions.replenishment_simulation",
+    "replenishment_simulation.parquet",
+}
 
 
 # ----------------------------------------------------------------------------------------- a shop folder

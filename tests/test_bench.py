@@ -181,7 +181,9 @@ def test_a_child_killed_by_a_signal_is_named(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------- results and docs
 
 
-def _result(size: str = "medium", forecast_rate: float = 620.0, fail_decisions: bool = False) -> dict:
+def _result(
+    size: str = "medium", forecast_rate: float = 620.0, fail_decisions: bool = False, train_s: float = 41.0
+) -> dict:
     def stage(name: str, kind: str, wall: float, rss: float, **kw) -> bench.Stage:
         return bench.Stage(
             name=name,
@@ -205,7 +207,10 @@ def _result(size: str = "medium", forecast_rate: float = 620.0, fail_decisions: 
             "pipeline",
             30,
             3500,
-            detail={"forecast": {"skus": 2000, "sku_series_per_second": forecast_rate, "step_seconds": 8.0}},
+            detail={
+                "forecast": {"skus": 2000, "sku_series_per_second": forecast_rate, "step_seconds": 8.0},
+                "model": {"train_seconds": train_s, "train_sku_series_per_second": round(2000 / train_s, 1)},
+            },
         ),
         stage("decisions", "pipeline", 20, 1500),
     ]
@@ -242,9 +247,14 @@ def test_summary_counts_only_pipeline_stages_and_judges_the_goals() -> None:
         "dbt run / plain SQL": True,
         "dbt build in Dagster / plain SQL": False,
         "forecasting (SKU-series/s)": True,
+        "training the demand model (s)": True,
     }
-    slow = _result(forecast_rate=120.0)
-    assert {g["goal"]: g["met"] for g in slow["goals"]}["forecasting (SKU-series/s)"] is False
+    assert s["model_train_s"] == 41.0
+    slow = _result(forecast_rate=120.0, train_s=75.0)
+    slow_goals = {g["goal"]: g["met"] for g in slow["goals"]}
+    assert slow_goals["forecasting (SKU-series/s)"] is False
+    assert slow_goals["training the demand model (s)"] is False
+    assert "training the demand model: **75.0 s**" in bench.markdown_size(slow, {"cores": 2, "ram_gb": 23.5})
 
 
 def test_a_failed_stage_shows_its_error_and_leaves_end_to_end_unjudged() -> None:

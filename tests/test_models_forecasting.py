@@ -224,3 +224,57 @@ def test_the_projects_holiday_seed_is_understood() -> None:
 def test_mart_stockout_column_name_is_accepted() -> None:
     df = _series([1, 2, 0, 4], is_stockout=[False, False, True, False])
     assert np.isnan(build_panel(df, horizon=2).y[0, 2])
+
+
+def test_saved_model_forecasts_later_days_without_refitting(shop, tmp_path: Path) -> None:  # noqa: ANN001
+    """Train weekly, forecast daily: a stored model gives the same forecast as the in-memory one."""
+    from models.forecasting import forecast_with, load_model, save_model
+
+    last = shop.demand["date"].max()
+    fit_until = last - dt.timedelta(days=7)
+    fitted = GlobalForecaster(FAST).fit(shop.demand.filter(pl.col("date") <= fit_until), shop.calendar)
+    path = tmp_path / "models" / "demand_model.joblib"
+    save_model(fitted.trained(), path)
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # written atomically
+    trained = load_model(path)
+    assert trained.history_end == fit_until and trained.serves_until == fit_until + dt.timedelta(days=14)
+
+    same_day = forecast_with(trained, shop.demand.filter(pl.col("date") <= fit_until), shop.calendar)
+    assert same_day.equals(fitted.predict())
+
+    # A week later, with the week's sales known: the origin moves, nothing is refitted.
+    week_later = forecast_with(trained, shop.demand, shop.calendar)
+    assert week_later["date"].min() == last + dt.timedelta(days=1)
+    assert week_later["sku"].n_unique() == shop.demand["sku"].n_unique()
+    assert (week_later["p10"] <= week_later["p50"]).all() and (week_later["p50"] <= week_later["p90"]).all()
+    # The forecast reacts to the new week: it differs from the in-memory model's forecast at the old origin.
+    assert not week_later["mean"].equals(same_day["mean"])
+
+
+def test_saved_model_serves_new_skus_and_refuses_stale_origins(shop, tmp_path: Path) -> None:  # noqa: ANN001
+    from models.forecasting import forecast_with, load_model, save_model
+
+    last = shop.demand["date"].max()
+    history = shop.demand.filter(pl.col("date") <= last - dt.timedelta(days=20))
+    trained = GlobalForecaster(FAST).fit(history, shop.calendar).trained()
+    path = tmp_path / "m.joblib"
+    save_model(trained, path)
+    # A SKU of a category the model never saw, launched after training.
+    newcomer = _series(
+        [3.0, 0.0, 5.0, 2.0, 4.0, 1.0, 6.0] * 3, sku="NEW-1", start=last - dt.timedelta(days=20)
+    ).with_columns(pl.lit("brand-new-category").alias("category"))
+    recent = pl.concat(
+        [
+            shop.demand.filter(pl.col("date") <= last - dt.timedelta(days=7)),
+            newcomer.filter(pl.col("date") <= last - dt.timedelta(days=7)),
+        ],
+        how="diagonal_relaxed",
+    )
+    out = forecast_with(load_model(path), recent, shop.calendar)
+    new = out.filter(pl.col("sku") == "NEW-1")
+    assert new.height == FAST.horizon and 0.5 < new["mean"].mean() < 10
+    with pytest.raises(ValueError, match="retrain"):
+        forecast_with(trained, shop.demand, shop.calendar)  # 20 days after training: past serves_until
+    (tmp_path / "junk.joblib").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="junk.joblib.*retrain"):
+        load_model(tmp_path / "junk.joblib")

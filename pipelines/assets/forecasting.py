@@ -2,6 +2,7 @@
 
 import os
 import time
+from typing import Literal
 
 import dagster as dg
 import polars as pl
@@ -9,6 +10,7 @@ import polars as pl
 from models import backtest as bt
 from models import forecasting as fc
 from pipelines.assets.common import DECISIONS, OWNERS, PUBLISHED, md_preview, needs_marts, png_metadata
+from pipelines.core.settings import get_settings
 from pipelines.core.warehouse import connect, export, write_table
 
 HORIZON = 28
@@ -33,6 +35,7 @@ class ForecastSettings(dg.Config):
         if self.use_prophet is not None:
             return self.use_prophet
         return os.environ.get("SHOPLENS_USE_PROPHET", "1") != "0"
+
     backtest_folds: int = 3
 
 
@@ -90,18 +93,122 @@ def forecast_chart(history: pl.DataFrame, forecast: pl.DataFrame, path, top: int
     plt.close(fig)
 
 
+def model_path():
+    """Where the trained demand model lives (under the data folder, beside the warehouse)."""
+    return get_settings().data_dir / "models" / "demand_model.joblib"
+
+
+class ModelSettings(ForecastSettings):
+    # "auto": train when there is no usable model or the newest data is retrain_after_days past the model's
+    # history (the nightly job); "always": train now (the weekly job's schedule).
+    retrain: Literal["auto", "always"] = "auto"
+    retrain_after_days: int = 7
+
+
+def _why_retrain(config: ModelSettings, demand_end, use_prophet: bool) -> str | None:
+    """The reason to train now, or None when the stored model can serve `demand_end`."""
+    if config.retrain == "always":
+        return "asked to (retrain=always, the weekly schedule)"
+    path = model_path()
+    if not path.exists():
+        return f"no trained model at {path.name} yet"
+    try:
+        trained = fc.load_model(path)
+    except ValueError as err:
+        return str(err)
+    cfg = trained.config
+    if cfg.horizon != config.horizon_days or (trained.prophet_total is not None) != use_prophet:
+        return f"settings changed (horizon {cfg.horizon}, prophet {trained.prophet_total is not None})"
+    age = (demand_end - trained.history_end).days
+    if age < 0:
+        return f"the data now ends {demand_end}, before the model's history ({trained.history_end})"
+    if age >= config.retrain_after_days:
+        return f"the model is {age} days old (retrain after {config.retrain_after_days})"
+    return None
+
+
+@dg.asset(
+    key=["decisions", "demand_model"],
+    group_name="forecasting",
+    deps=[PUBLISHED, dg.AssetKey("fct_sku_daily_demand"), dg.AssetKey("holiday_calendar")],
+    kinds={"scikitlearn", "polars"},
+    owners=OWNERS,
+    pool="duckdb_writer",
+    description=(
+        "The trained demand model (data/models/demand_model.joblib): one global gradient-boosting model across "
+        "all SKUs, conformally calibrated P10/P90, the intermittent-SKU check and Prophet's aggregate curves. "
+        "Retrained weekly (schedule weekly_model_review) or when the nightly run finds it a week old or "
+        "missing; otherwise kept, so daily runs only predict."
+    ),
+)
+def demand_model(context: dg.AssetExecutionContext, config: ModelSettings) -> dg.MaterializeResult:
+    with connect(log=context.log.info) as con:
+        missing = needs_marts(con, ["fct_sku_daily_demand"])
+        if missing:
+            return _skipped(context, missing)
+        demand_end = con.sql("SELECT max(date) FROM main.fct_sku_daily_demand").fetchall()[0][0]
+        use_prophet = config.prophet_enabled()
+        reason = _why_retrain(config, demand_end, use_prophet)
+        if reason is None:
+            trained = fc.load_model(model_path())
+            msg = (
+                f"kept the model trained on history to {trained.history_end} "
+                f"({(demand_end - trained.history_end).days} day(s) old; it serves origins to {trained.serves_until})"
+            )
+            context.log.info(msg)
+            return dg.MaterializeResult(
+                metadata={"retrained": False, "decision": msg, **_model_metadata(trained)}
+            )
+        demand = load_demand(con)
+        calendar = load_calendar(con)
+    context.log.info(f"training the demand model: {reason}")
+    n_skus = demand["sku"].n_unique()
+    started = time.time()
+    cfg = fc.ForecastConfig(horizon=config.horizon_days, use_prophet=use_prophet)
+    trained = fc.GlobalForecaster(cfg).fit(demand, calendar, progress=context.log.info).trained()
+    seconds = time.time() - started
+    fc.save_model(trained, model_path())
+    return dg.MaterializeResult(
+        metadata={
+            "retrained": True,
+            "decision": f"trained: {reason}",
+            "train_seconds": round(seconds, 1),
+            "train_sku_series_per_second": round(n_skus / max(seconds, 1e-9), 1),
+            **_model_metadata(trained),
+        }
+    )
+
+
+def _model_metadata(trained: fc.TrainedModel) -> dict:
+    d = trained.diagnostics
+    return {
+        "model_path": dg.MetadataValue.path(str(model_path())),
+        "history_end": str(trained.history_end),
+        "serves_until": str(trained.serves_until),
+        "skus_trained_on": int(d.get("skus", 0)),
+        "train_rows": int(sum(d.get("train_rows", []))),
+        "calibration_coverage_p10_p90": round(float(d.get("calibration_coverage", float("nan"))), 3),
+        "intermittent_model": str(d.get("intermittent_model")),
+    }
+
+
 @dg.asset(
     key=["decisions", "demand_forecast"],
     group_name="forecasting",
-    deps=[PUBLISHED, dg.AssetKey("fct_sku_daily_demand"), dg.AssetKey("holiday_calendar")],
+    deps=[
+        PUBLISHED,
+        dg.AssetKey("fct_sku_daily_demand"),
+        dg.AssetKey("holiday_calendar"),
+        dg.AssetKey(["decisions", "demand_model"]),
+    ],
     kinds={"scikitlearn", "polars", "duckdb"},
     owners=OWNERS,
     pool="duckdb_writer",
     description=(
-        "Daily demand per SKU for the next 28 days with P10/P50/P90: one global gradient-boosting model across "
-        "all SKUs (lags, rolling means, calendar, price, promotion and event features; stock-out days censored), "
-        "Prophet on the total and per category for yearly seasonality and holidays, SBA for intermittent SKUs "
-        "where it wins, conformal calibration of the band."
+        "Daily demand per SKU for the next 28 days with P10/P50/P90 from the trained demand model "
+        "(decisions/demand_model), predicted from the newest day without refitting: lags, rolling means, "
+        "calendar, price, promotion and event features at that day; stock-out days censored; SBA for "
+        "intermittent SKUs where it won the calibration check."
     ),
 )
 def demand_forecast(context: dg.AssetExecutionContext, config: ForecastSettings) -> dg.MaterializeResult:
@@ -111,16 +218,25 @@ def demand_forecast(context: dg.AssetExecutionContext, config: ForecastSettings)
             return _skipped(context, missing)
         demand = load_demand(con)
         calendar = load_calendar(con)
+    path = model_path()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no trained demand model at {path}: materialize decisions/demand_model first "
+            "(the nightly and weekly jobs do)"
+        )
+    trained = fc.load_model(path)
+    if trained.config.horizon != config.horizon_days:
+        raise ValueError(
+            f"the stored model forecasts {trained.config.horizon} days, this run asks for {config.horizon_days}: "
+            "materialize decisions/demand_model with the same horizon_days"
+        )
     started = time.time()
     n_skus = demand["sku"].n_unique()
-    context.log.info(f"forecasting {n_skus} SKUs x {config.horizon_days} days from {demand['date'].max()}")
-    forecast = fc.forecast(
-        demand,
-        calendar,
-        horizon=config.horizon_days,
-        use_prophet=config.prophet_enabled(),
-        progress=context.log.info,
+    context.log.info(
+        f"forecasting {n_skus} SKUs x {config.horizon_days} days from {demand['date'].max()} "
+        f"with the model trained on history to {trained.history_end}"
     )
+    forecast = fc.forecast_with(trained, demand, calendar, progress=context.log.info)
     seconds = time.time() - started
     write_table(forecast, "decisions", "demand_forecast")
     export(forecast, "demand_forecast")
@@ -133,6 +249,8 @@ def demand_forecast(context: dg.AssetExecutionContext, config: ForecastSettings)
             "skus": n_skus,
             "horizon_days": config.horizon_days,
             "skus_by_model": dg.MetadataValue.json(by_model),
+            "model_history_end": str(trained.history_end),
+            "model_age_days": (demand["date"].max() - trained.history_end).days,
             "seconds": round(seconds, 1),
             "sku_series_per_second": round(n_skus / max(seconds, 1e-9), 1),
             "preview": md_preview(forecast),
@@ -201,4 +319,4 @@ def _skipped(context: dg.AssetExecutionContext, missing: list[str]) -> dg.Materi
     return dg.MaterializeResult(metadata={"skipped": dg.MetadataValue.text(msg)})
 
 
-forecasting_assets = [demand_forecast, forecast_backtest]
+forecasting_assets = [demand_model, demand_forecast, forecast_backtest]
