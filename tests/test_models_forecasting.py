@@ -70,6 +70,8 @@ def test_panel_censors_stockout_days_and_validates() -> None:
         build_panel(_series([1, -1]), 2)
     with pytest.raises(ValueError, match="duplicate"):
         build_panel(pl.concat([_series([1, 2]), _series([1, 2])]), 2)
+    with pytest.raises(ValueError, match=r"1 duplicate .*sku=A date=2024-01-02"):
+        build_panel(pl.concat([_series([1, 2]), _series([5], start=dt.date(2024, 1, 2))]), 2)
     with pytest.raises(ValueError, match="missing required column"):
         build_panel(_series([1, 2]).drop("discount_rate"), 2)
 
