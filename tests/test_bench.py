@@ -141,7 +141,7 @@ def test_plain_script_matches_the_dbt_marts_of_the_tiny_shop(tiny_pipeline, tmp_
         env={"SHOPLENS_DATA_DIR": str(tiny_pipeline.data_dir), "SHOPLENS_WAREHOUSE": str(plain_db)},
     )
     nodes = bs.plain_nodes(json.loads(manifest.read_text()))
-    assert {n.materialized for n in nodes} == {"seed", "view", "table"}
+    assert {n.materialized for n in nodes} == {"seed", "view", "table", "incremental"}
     result = bs.run_plain(nodes, plain_db)
     assert result.error is None, result.error
     tables = [n for n in nodes if n.materialized != "view"]

@@ -21,12 +21,18 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from pipelines import incremental
 from pipelines.core.settings import DBT_PROJECT_DIR, export_env, get_settings
 from pipelines.sources.base import read_manifest
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 GROUPS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
+
+# dbt builds and tests in `build` (where the incremental facts keep their state between runs); the
+# published_warehouse asset copies a passing build into `main`, which everything else reads.
+BUILD_SCHEMA = "build"
+SERVING_SCHEMA = "main"
 
 
 class ShoplensTranslator(DagsterDbtTranslator):
@@ -105,7 +111,12 @@ def missing_source_excludes() -> list[str]:
     pool="duckdb_writer",
 )
 def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Build staging, intermediate and mart models with their tests (dbt build)."""
+    """Build staging, intermediate and mart models with their tests (dbt build).
+
+    The large facts are incremental (see pipelines/incremental.py and docs/incremental.md): a nightly run
+    passes the day window of its partition (widened to raw days that changed since the last build), and a
+    first run, a new source, changed products or changed model code get `--full-refresh`.
+    """
     export_env()
     args = ["build"]
     excludes = missing_source_excludes()
@@ -114,15 +125,35 @@ def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         # One argument: dagster-dbt rewrites the selection flags and keeps only one value per flag.
         args += ["--exclude", " ".join(excludes)]
     manifest = read_manifest(get_settings().landing_dir) or {}
+    dbt_vars: dict[str, Any] = {}
     if manifest.get("returns_are_credit_lines"):
-        args += ["--vars", json.dumps({"returns_are_credit_lines": True})]
+        dbt_vars["returns_are_credit_lines"] = True
+    plan = plan_incremental_build(context.run.tags, manifest, dbt_vars, excludes, log=context.log.info)
+    context.log.info(f"dbt build, {'full refresh' if plan.full_refresh else 'incremental'}: {plan.reason}")
+    if plan.full_refresh:
+        args.append("--full-refresh")
+    dbt_vars |= plan.dbt_vars()
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
     produced: set[dg.AssetKey] = set()
+    # A failing build raises at the end of the stream: the state below is then not written, and the one
+    # written before the build makes the next run redo this run's days (or everything).
     for event in dbt.cli(args, context=context).stream():
         if isinstance(event, dg.Output):
             produced.add(context.asset_key_for_output(event.output_name))
         elif isinstance(event, dg.AssetMaterialization | dg.MaterializeResult) and event.asset_key is not None:
             produced.add(event.asset_key)
         yield event
+    # Only a build of every incremental model absorbs the raw changes; after a partial selection the
+    # state written before the build stays, so the next full run redoes these days for the others too.
+    unbuilt = set(plan.state["fingerprint"]["models"]) - {k.path[-1] for k in context.selected_asset_keys}
+    if unbuilt:
+        context.log.info("not recording the build: it left out the incremental " + ", ".join(sorted(unbuilt)))
+    else:
+        from pipelines.core.warehouse import connect
+
+        with connect(log=context.log.info) as con:
+            incremental.write_state(con, BUILD_SCHEMA, plan.state)
     if excludes:
         # Models left out for lack of a source table still report, so the graph downstream runs (and its
         # assets say what they skipped) instead of being skipped wholesale.
@@ -138,13 +169,37 @@ def shoplens_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
             )
 
 
+def plan_incremental_build(
+    tags: Mapping[str, str],
+    source: Mapping[str, Any],
+    dbt_vars: Mapping[str, Any],
+    excludes: list[str],
+    log=None,
+) -> incremental.BuildPlan:
+    """Decide full refresh or day window from the build schema's state, and record the attempt first.
+
+    Reads the state the last successful build left in schema `build`, compares it with the raw layer,
+    source, products and model code now (pipelines/incremental.py), and before returning stores what a
+    failure of this build would leave to redo. Holds the warehouse only for these few statements.
+    """
+    from pipelines.core.warehouse import connect
+
+    dbt_manifest = json.loads(Path(dbt_project.manifest_path).read_text())
+    state = incremental.build_state(dbt_manifest, source, get_settings().raw_dir, dbt_vars, excludes)
+    with connect(log=log) as con:
+        stored, tables = incremental.read_state(con, BUILD_SCHEMA)
+        plan = incremental.plan_build(state, stored, tables, incremental.run_window(tags))
+        pending = incremental.pending_state(stored, plan)
+        if pending is None:
+            incremental.clear_state(con, BUILD_SCHEMA)
+        else:
+            incremental.write_state(con, BUILD_SCHEMA, pending)
+    return plan
+
+
 # The dbt beside this interpreter (the project venv), so the UI and tests work without an activated venv.
 _DBT = Path(sys.executable).parent / "dbt"
 dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=str(_DBT) if _DBT.exists() else "dbt")
-
-
-BUILD_SCHEMA = "build"
-SERVING_SCHEMA = "main"
 
 
 def published_relations(manifest_path: Path, missing_tables: list[str] | None = None) -> list[tuple[str, str, bool]]:

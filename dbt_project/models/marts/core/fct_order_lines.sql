@@ -7,12 +7,29 @@
       true (Online Retail's C invoices): a `returned` line is a separate credit line for an earlier sale:
             net_revenue = -line_amount, and its units are not demand.
     completed lines earn line_amount; cancelled lines earn 0 and are not demand.
+
+  Incremental on DuckDB (DECISIONLOG.md, "Incremental facts"): a run replaces the order days in the
+  window [min_date, max_date]. A line depends on its own raw row and on the product snapshot only; a
+  changed snapshot, returns convention or model code makes the Dagster asset rebuild in full.
 #}
+{{
+    config(
+        materialized=shoplens.incremental_on_duckdb(),
+        incremental_strategy='date_window',
+        window_column='order_date',
+        unique_key='order_line_id',
+        on_schema_change='fail',
+    )
+}}
 with
 
 lines as (
 
     select * from {{ ref('stg_raw__orders') }}
+    {% if is_incremental() -%}
+    -- partition_date (= order_date) is a stored Parquet column: the filter skips the other days' files
+    where {{ shoplens.in_window('partition_date') }} and {{ shoplens.in_window('order_date') }}
+    {%- endif %}
 
 ),
 

@@ -2,7 +2,31 @@
   The demand history the forecasting code reads: every SKU on every day from the first to the last
   order date, zero-filled. Units count completed and returned lines (the customer wanted them),
   not cancelled ones. Stock comes from the inventory feed: null when the feed has no row that day.
+
+  Incremental on DuckDB (DECISIONLOG.md, "Incremental facts"). A row (sku, day) depends on that day's
+  lines and stock, plus two things that are global: the date range (first to last order date) and the
+  SKU list (products + SKUs sold but unknown). So a run rebuilds every SKU on the window's days, every
+  SKU on days the table does not hold yet (the range grew: zero-sale days between the last build and the
+  window), and every day of a SKU the table does not hold yet (a new unknown SKU's zero-filled history);
+  the post-hook drops days that fell out of the range. Product changes rebuild in full (Dagster asset).
 #}
+{{
+    config(
+        materialized=shoplens.incremental_on_duckdb(),
+        incremental_strategy='date_window',
+        window_column='date',
+        unique_key=['sku', 'date'],
+        on_schema_change='fail',
+        post_hook="{{ shoplens.trim_demand_to_order_dates() }}",
+    )
+}}
+{#- Incremental runs: a day is rebuilt when it is in the window or outside the days the table holds. -#}
+{%- set rebuilt_day -%}
+    ({{ shoplens.in_window('DAY') }}
+     or (select built_first from built) is null
+     or DAY < (select built_first from built)
+     or DAY > (select built_last from built))
+{%- endset -%}
 with
 
 lines as (
@@ -14,12 +38,6 @@ lines as (
 products as (
 
     select sku, category, list_price from {{ ref('stg_raw__products') }}
-
-),
-
-stock as (
-
-    select * from {{ ref('int_sku_daily_stock') }}
 
 ),
 
@@ -35,6 +53,16 @@ spine as (
 
 ),
 
+{% if is_incremental() -%}
+built as (
+
+    select min({{ adapter.quote('date') }}) as built_first, max({{ adapter.quote('date') }}) as built_last
+    from {{ this }}
+
+),
+
+{% endif -%}
+
 skus as (
 
     select sku, category, list_price from products
@@ -44,6 +72,44 @@ skus as (
     from lines
     left join products on lines.sku = products.sku
     where products.sku is null
+
+),
+
+{% if is_incremental() -%}
+new_skus as (
+
+    select sku from skus
+    where sku not in (select distinct sku from {{ this }})
+
+),
+
+targets as (
+
+    select skus.sku, skus.category, skus.list_price, spine.date_day
+    from skus
+    cross join spine
+    where {{ rebuilt_day | replace('DAY', 'spine.date_day') }}
+       or skus.sku in (select sku from new_skus)
+
+),
+
+{% else -%}
+targets as (
+
+    select skus.sku, skus.category, skus.list_price, spine.date_day
+    from skus
+    cross join spine
+
+),
+
+{% endif -%}
+stock as (
+
+    select * from {{ ref('int_sku_daily_stock') }}
+    {% if is_incremental() -%}
+    where {{ rebuilt_day | replace('DAY', 'stock_date') }}
+       or sku in (select sku from new_skus)
+    {%- endif %}
 
 ),
 
@@ -59,6 +125,10 @@ daily as (
         sum(case when is_cancelled then 0 else discount end) as discount,
         count(distinct case when is_cancelled then null else order_id end) as orders
     from lines
+    {% if is_incremental() -%}
+    where {{ rebuilt_day | replace('DAY', 'order_date') }}
+       or sku in (select sku from new_skus)
+    {%- endif %}
     group by sku, order_date
 
 ),
@@ -66,25 +136,24 @@ daily as (
 final as (
 
     select
-        skus.sku,
-        skus.category,
-        spine.date_day as {{ adapter.quote('date') }},
+        targets.sku,
+        targets.category,
+        targets.date_day as {{ adapter.quote('date') }},
         coalesce(daily.units, 0) as units,
         coalesce(daily.units_returned, 0) as units_returned,
         coalesce(daily.orders, 0) as orders,
         coalesce(daily.revenue, 0) as revenue,
         round(coalesce(
             {{ shoplens.safe_divide('daily.gross_amount', 'daily.units') }},
-            cast(skus.list_price as {{ shoplens.type_double() }})
+            cast(targets.list_price as {{ shoplens.type_double() }})
         ), 4) as avg_unit_price,
         round(coalesce({{ shoplens.safe_divide('daily.discount', 'daily.gross_amount') }}, 0.0), 4) as discount_rate,
         stock.on_hand as on_hand_eod,
         stock.on_hand is not null as has_inventory,
         coalesce(stock.on_hand <= 0, false) as is_stockout
-    from skus
-    cross join spine
-    left join daily on skus.sku = daily.sku and spine.date_day = daily.order_date
-    left join stock on skus.sku = stock.sku and spine.date_day = stock.stock_date
+    from targets
+    left join daily on targets.sku = daily.sku and targets.date_day = daily.order_date
+    left join stock on targets.sku = stock.sku and targets.date_day = stock.stock_date
 
 )
 

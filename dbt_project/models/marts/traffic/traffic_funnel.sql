@@ -1,12 +1,34 @@
 {#
   Session funnel per channel, device and day. A session is attributed to the channel, device and day of
   its first event; it "reaches" a step when it has at least one event of that step.
+
+  Incremental on DuckDB (DECISIONLOG.md, "Incremental facts"): a session that starts before midnight
+  and goes on after it changes its first day's row when the next day's events arrive, so a run rebuilds
+  the window plus the day before it (window_lookback_days). It reads events from two days before the
+  window (to tell a session that started earlier, whose first event then lies outside the rebuilt days)
+  to one day after it (the end of sessions that started on the window's last day). This holds for
+  sessions shorter than 24 hours, which session definitions guarantee (30 minutes of inactivity ends one).
 #}
+{{
+    config(
+        materialized=shoplens.incremental_on_duckdb(),
+        incremental_strategy='date_window',
+        window_column='session_date',
+        window_lookback_days=1,
+        unique_key=['session_date', 'channel', 'device'],
+        on_schema_change='fail',
+    )
+}}
 with
 
 events as (
 
     select * from {{ ref('stg_raw__traffic') }}
+    {% if is_incremental() -%}
+    -- partition_date (= the event's day) is a stored Parquet column: the filter skips the other days' files
+    where {{ shoplens.in_window('partition_date', lookback_days=2, lookahead_days=1) }}
+      and {{ shoplens.in_window('cast(event_ts as date)', lookback_days=2, lookahead_days=1) }}
+    {%- endif %}
 
 ),
 
@@ -83,3 +105,6 @@ select
     round({{ shoplens.safe_divide('purchase_sessions', 'checkout_sessions') }}, 4) as checkout_to_purchase_rate,
     round({{ shoplens.safe_divide('purchase_sessions', 'sessions') }}, 4) as session_conversion_rate
 from daily
+{% if is_incremental() -%}
+where {{ shoplens.in_window('session_date', lookback_days=1) }}
+{%- endif %}
