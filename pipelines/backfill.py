@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from pipelines.core.expectations import read_partitions, validate_frame
+from pipelines.core.expectations import validate_partitions
 from pipelines.core.ingest import IngestResult, ingest, pii_key, write_empty_raw
 from pipelines.core.schemas import DAILY_TABLES, REFERENCE_TABLES
 from pipelines.core.settings import get_settings
@@ -63,8 +63,7 @@ def bulk_ingest(
             f"({time.time() - started:.1f} s){'  ' + rules if rules else ''}"
         )
         if run_suites and result.rows_accepted:
-            frame = read_partitions(settings.raw_dir, table, result.days_written)
-            outcome = validate_frame(table, frame.drop([c for c in frame.columns if c.startswith("_")]))
+            outcome = validate_partitions(settings.raw_dir, table, result.days_written)
             if not outcome.success:
                 raise SuiteFailed(
                     f"Great Expectations suite failed for {table}: " + "; ".join(outcome.failures)

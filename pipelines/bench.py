@@ -600,6 +600,9 @@ class SizeRun:
         env = dict(self.env)
         if self.ingest_memory_limit:
             env[MEMORY_LIMIT_ENV] = self.ingest_memory_limit
+            # Ingestion's own connections take their limit from this setting (explicit config wins over
+            # the bench's connect() default).
+            env["SHOPLENS_DUCKDB_MEMORY_LIMIT"] = self.ingest_memory_limit
         stage, payload = self._stage("ingest", "pipeline", self._child("ingest", out), env=env, out=out)
         tables = payload.get("tables", {})
         if tables:

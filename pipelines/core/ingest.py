@@ -1,7 +1,11 @@
 """Validate canonical landing files and publish them as raw Parquet, quarantining what breaks a rule.
 
 Everything runs in an in-memory DuckDB connection over whole files (never row by row in Python), so
-validation scales with the data and memory stays bounded (DuckDB streams CSV and spills to disk).
+validation scales with the data. Memory stays bounded: the connection has a memory_limit
+(SHOPLENS_DUCKDB_MEMORY_LIMIT, default 2GB) and spills to a temp folder under raw/ beyond it, and the
+accepted and quarantined rows are written to Parquet by DuckDB's COPY, one file per day, never through a
+Python (Polars/pandas) frame. Only the personal columns of the customers snapshot pass through Python, for
+the keyed hash.
 The warehouse file is never opened here: ingestion only writes Parquet, so it never competes for the
 DuckDB writer lock.
 
@@ -60,6 +64,9 @@ from pipelines.core.schemas import TABLES, Table
 
 MAX_TEXT_CHARS = 5000
 DEMO_PII_KEY = "shoplens-demo-key-not-secret"
+MEMORY_LIMIT_ENV = "SHOPLENS_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "2GB"
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
 RAW_PART = "part-0.parquet"
 LINEAGE_COLUMNS = ("_source_file", "_source_row")
 QUARANTINE_COLUMNS = ("table_name", "partition_date", "source_file", "source_row", "rule", "detail", "raw_record")
@@ -135,18 +142,44 @@ def pii_key(mode: str, configured: str | None) -> bytes:
     return DEMO_PII_KEY.encode()
 
 
-def hash_personal(values: pl.Series, key: bytes) -> pl.Series:
-    """HMAC-SHA256 of the normalised value (lower-case, trimmed); null stays null.
+def hash_personal_value(value: str | None, key: bytes) -> str | None:
+    """HMAC-SHA256 of the normalised value (lower-case, trimmed); null (or blank) stays null.
 
     The standard library's hmac is used because DuckDB and Polars have no keyed hash.
     """
+    if value is None or not value.strip():
+        return None
+    return hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()
 
-    def one(v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        return hmac.new(key, v.strip().lower().encode(), hashlib.sha256).hexdigest()
 
-    return values.map_elements(one, return_dtype=pl.String)
+def hash_personal(values: pl.Series, key: bytes) -> pl.Series:
+    """`hash_personal_value` over a Series (used by the erasure tool on small sets of values)."""
+    return values.map_elements(lambda v: hash_personal_value(v, key), return_dtype=pl.String)
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory_limit for ingestion and the raw-table checks (SHOPLENS_DUCKDB_MEMORY_LIMIT).
+
+    DuckDB's own default is 80% of RAM, which on a shared machine lets one ingestion take it all;
+    with a limit DuckDB spills sorts, joins and temp tables to its temp_directory instead.
+    """
+    return os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+
+
+def bounded_connection(spill_dir: Path, *, preserve_insertion_order: bool) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a memory limit that spills to `spill_dir` (under the data dir).
+
+    Settings go in as connect-time config (values, never SQL text). Ingestion keeps insertion order (row
+    numbers and the row order of the published files rely on it); read-only checks can drop it.
+    """
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(
+        config={
+            "memory_limit": duckdb_memory_limit(),
+            "temp_directory": str(spill_dir),
+            "preserve_insertion_order": preserve_insertion_order,
+        }
+    )
 
 
 def landing_files(landing: Path, table: str, days: list[date] | None) -> list[tuple[Path, date | None]]:
@@ -432,9 +465,10 @@ def ingest(
     result.files = [p.name for p, _ in files]
 
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{table_name}-", dir=_ensure(raw_dir)))
-    con = duckdb.connect(config={"preserve_insertion_order": True})
+    # Bounded memory: DuckDB spills to the staging folder (under raw/, removed at the end) instead of
+    # growing, and no table is ever converted to a Python frame: files are written by DuckDB's COPY.
+    con = bounded_connection(staging / "_spill", preserve_insertion_order=True)
     try:
-        con.execute(f"SET temp_directory = {sql_literal(str(staging / '_spill'))}")
         col_list = list(table.columns)
         # Reference data for referential rules.
         ctx: dict = {"now": now.strftime("%Y-%m-%d %H:%M:%S"), "currency": currency.upper() if currency else None}
@@ -503,40 +537,61 @@ def ingest(
         if table.is_daily:
             _flag_cross_day_duplicates(con, table, raw_dir, days or [])
 
-        # 3. Personal data: hash, never store raw.
-        accepted_select = ", ".join(quote_ident(c) for c in col_list)
+        # 3. Personal data: hash, never store raw (a keyed hash computed by a Python UDF as DuckDB
+        # streams the rows, so the accepted rows never leave DuckDB).
         raw_fields = ", ".join(f"{quote_ident(c)} := l.{quote_ident(c)}" for c in (*table.columns, *table.personal))
-        # 4. Write accepted and quarantined rows, staged.
+        hashed, landed_join, raw_record = "", "", "raw_record"
+        if table.personal:
+            _register_personal_functions(con, table, pii_secret)
+            hashed = "".join(
+                f", shoplens_pii_hash(l.{quote_ident(c)}) AS {quote_ident(c + '_hash')}" for c in table.personal
+            )
+            landed_join = "LEFT JOIN landed l ON l._source_file = t._source_file AND l._source_row = t._source_row"
+            raw_record = "shoplens_scrub_raw(raw_record)"
+        # 4. Quarantined, then accepted rows as DuckDB tables (written to Parquet by COPY in _publish).
         part_expr = f"CAST({quote_ident(table.partition_column)} AS DATE)" if table.is_daily else "NULL"
         con.execute(
             f"""
-            CREATE TEMP TABLE accepted AS
-            SELECT {accepted_select}, _source_file, _source_row::INTEGER AS _source_row
-                   {", " + part_expr + " AS _partition_date" if table.is_daily else ""}
-            FROM typed WHERE _rule IS NULL ORDER BY _source_file, _source_row
-            """
-        )
-        con.execute(
-            f"""
             CREATE TEMP TABLE quarantined AS
-            SELECT {sql_literal(table_name)} AS table_name,
-                   coalesce(_file_day, TRY_CAST({part_expr} AS DATE)) AS partition_date,
-                   _source_file AS source_file, _source_row::INTEGER AS source_row,
-                   _rule AS rule, _detail AS detail,
-                   CASE WHEN _rule = {sql_literal(ERASED_RULE)} THEN NULL ELSE (
-                       SELECT to_json(struct_pack({raw_fields}))::VARCHAR FROM landed l
-                       WHERE l._source_file = typed._source_file AND l._source_row = typed._source_row
-                   ) END AS raw_record
-            FROM typed WHERE _rule IS NOT NULL
-            UNION ALL
-            SELECT {sql_literal(table_name)}, file_day, source_file, source_row, rule, detail, raw_record
-            FROM rejects_q
+            SELECT table_name, partition_date, source_file, source_row, rule, detail, {raw_record} AS raw_record
+            FROM (
+                SELECT {sql_literal(table_name)} AS table_name,
+                       coalesce(_file_day, TRY_CAST({part_expr} AS DATE)) AS partition_date,
+                       _source_file AS source_file, _source_row::INTEGER AS source_row,
+                       _rule AS rule, _detail AS detail,
+                       CASE WHEN _rule = {sql_literal(ERASED_RULE)} THEN NULL ELSE (
+                           SELECT to_json(struct_pack({raw_fields}))::VARCHAR FROM landed l
+                           WHERE l._source_file = typed._source_file AND l._source_row = typed._source_row
+                       ) END AS raw_record
+                FROM typed WHERE _rule IS NOT NULL
+                UNION ALL
+                SELECT {sql_literal(table_name)}, file_day, source_file, source_row, rule, detail, raw_record
+                FROM rejects_q
+            ) q
             ORDER BY source_file, source_row
             """
         )
         result.rows_in = con.sql("SELECT count(*) FROM landed").fetchall()[0][0] + con.sql(
             "SELECT count(*) FROM rejects_q"
         ).fetchall()[0][0]
+        # The text copy is no longer needed once the quarantine has its raw records (unless personal
+        # columns are still to be hashed from it): dropping it first lowers the peak of memory and spill.
+        con.execute("DROP TABLE rejects_q")
+        if not table.personal:
+            con.execute("DROP TABLE landed")
+        con.execute(
+            f"""
+            CREATE TEMP TABLE accepted AS
+            SELECT {", ".join(f"t.{quote_ident(c)}" for c in col_list)}, t._source_file,
+                   t._source_row::INTEGER AS _source_row
+                   {", CAST(t." + quote_ident(table.partition_column) + " AS DATE) AS _partition_date" if table.is_daily else ""}
+                   {hashed}
+            FROM typed t {landed_join}
+            WHERE t._rule IS NULL ORDER BY t._source_file, t._source_row
+            """
+        )
+        for name in ("typed", "landed"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
         result.rows_accepted = con.sql("SELECT count(*) FROM accepted").fetchall()[0][0]
         result.rows_quarantined = con.sql("SELECT count(*) FROM quarantined").fetchall()[0][0]
         for rule, n in con.sql("SELECT rule, count(*) FROM quarantined GROUP BY rule ORDER BY rule").fetchall():
@@ -551,17 +606,7 @@ def ingest(
         ]
         result.check_balance()
 
-        accepted = con.sql("SELECT * FROM accepted").pl()
-        if table.personal:
-            accepted = _hash_personal_columns(con, accepted, table, pii_secret)
-        quarantined = con.sql("SELECT * FROM quarantined").pl()
-        if table.personal:
-            quarantined = quarantined.with_columns(
-                pl.col("raw_record").map_elements(
-                    lambda s: _scrub_raw_record(s, table.personal, pii_secret), return_dtype=pl.String
-                )
-            )
-        _publish(table, raw_dir, staging, accepted, quarantined, days, result)
+        _publish(con, table, raw_dir, staging, days, result)
         say(
             f"{table_name}: {len(files)} file(s), {result.rows_in} rows in, {result.rows_accepted} accepted, "
             f"{result.rows_quarantined} quarantined"
@@ -696,7 +741,8 @@ def _load_group(con: duckdb.DuckDBPyConnection, table: Table, header: list[str],
         ASOF LEFT JOIN (
             SELECT file_path, adj, max(rank) AS n_before FROM {rejects}_1 GROUP BY file_path, adj
         ) x ON x.file_path = r._file_path AND r._k > x.adj
-        ORDER BY d.file_name, r._k
+        -- no ORDER BY: every later step orders by (_source_file, _source_row) itself, and sorting the
+        -- whole delivery here was the slowest step of a large ingestion (and its largest spill)
         """
     )
     con.execute(
@@ -758,18 +804,20 @@ def _flag_cross_day_duplicates(con, table: Table, raw_dir: Path, days: list[date
     )
 
 
-def _hash_personal_columns(con, accepted: pl.DataFrame, table: Table, key: bytes) -> pl.DataFrame:
-    """Replace email/phone/name read from the landing files by keyed hashes (columns <x>_hash)."""
-    fields = ", ".join(f"l.{quote_ident(c)}" for c in table.personal)
-    extra = con.sql(
-        f"SELECT l._source_file, l._source_row::INTEGER AS _source_row, {fields} FROM landed l "
-        "JOIN typed t ON t._source_file = l._source_file AND t._source_row = l._source_row WHERE t._rule IS NULL"
-    ).pl()
-    extra = extra.with_columns([hash_personal(extra[c], key).alias(f"{c}_hash") for c in table.personal])
-    return accepted.join(
-        extra.select(["_source_file", "_source_row", *[f"{c}_hash" for c in table.personal]]),
-        on=["_source_file", "_source_row"],
-        how="left",
+def _register_personal_functions(con: duckdb.DuckDBPyConnection, table: Table, key: bytes) -> None:
+    """SQL functions for the keyed hash of a personal value and the scrubbing of a raw record.
+
+    Python UDFs (DuckDB has no keyed hash): DuckDB calls them chunk by chunk while it streams the rows,
+    so only the personal columns pass through Python, never a whole table. NULL in gives NULL out.
+    """
+    con.create_function(
+        "shoplens_pii_hash", lambda v: hash_personal_value(v, key), [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR")
+    )
+    con.create_function(
+        "shoplens_scrub_raw",
+        lambda r: _scrub_raw_record(r, table.personal, key),
+        [duckdb.sqltype("VARCHAR")],
+        duckdb.sqltype("VARCHAR"),
     )
 
 
@@ -788,54 +836,73 @@ def _scrub_raw_record(record: str | None, personal: tuple[str, ...], key: bytes)
     return json.dumps(obj, ensure_ascii=False)
 
 
-def _write_parquet_atomic(frame: pl.DataFrame, target: Path, staging: Path) -> None:
+def _copy_parquet_atomic(con: duckdb.DuckDBPyConnection, query: str, target: Path, staging: Path) -> None:
+    """COPY a query's rows to Parquet straight from DuckDB (streamed, never through a Python frame).
+
+    Written under a temporary name in the staging folder (same file system), then renamed over the
+    target, so a reader sees the old file or the new one, never half a file. The path is a parameter.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging / f"{uuid.uuid4().hex}.parquet"
-    frame.write_parquet(tmp, compression="zstd", statistics=True)
+    con.execute(f"COPY ({query}) TO $1 ({PARQUET_OPTIONS})", [str(tmp)])
     os.replace(tmp, target)
 
 
 def _publish(
+    con: duckdb.DuckDBPyConnection,
     table: Table,
     raw_dir: Path,
     staging: Path,
-    accepted: pl.DataFrame,
-    quarantined: pl.DataFrame,
     days: list[date] | None,
     result: IngestResult,
 ) -> None:
-    """Replace the given days (or the snapshot) with the new files: one atomic rename per file."""
+    """Replace the given days (or the snapshot) with the new files: one atomic rename per file.
+
+    One COPY per day: the accepted and quarantined tables are sorted by file and row, and files are
+    per day, so each day is a contiguous run of row groups that DuckDB finds by their min/max statistics
+    (a day's COPY reads its own row groups, not the whole table). `PARTITION_BY` was not used: with
+    hundreds of days it keeps many files open at once and may split a day into several files, which
+    would break the one-file-per-day, replace-by-rename rule.
+    """
     base = raw_dir / table.name
     qbase = raw_dir / "_quarantine" / table.name
+    order = "ORDER BY _source_file, _source_row"
+    q_order = "ORDER BY source_file, source_row"
     if not table.is_daily:
-        _write_parquet_atomic(accepted, base / "snapshot" / RAW_PART, staging)
-        _write_parquet_atomic(quarantined, qbase / "snapshot" / RAW_PART, staging)
+        _copy_parquet_atomic(con, f"SELECT * FROM accepted {order}", base / "snapshot" / RAW_PART, staging)
+        _copy_parquet_atomic(con, f"SELECT * FROM quarantined {q_order}", qbase / "snapshot" / RAW_PART, staging)
         result.days_written = ["snapshot"]
         return
-    by_day = {d[0]: f for d, f in accepted.partition_by("_partition_date", as_dict=True).items()} if accepted.height else {}
-    q_by_day = (
-        {d[0]: f for d, f in quarantined.partition_by("partition_date", as_dict=True).items()} if quarantined.height else {}
-    )
+    accepted_days = {r[0] for r in con.sql("SELECT DISTINCT _partition_date FROM accepted").fetchall()}
+    q_days = {r[0] for r in con.sql("SELECT DISTINCT partition_date FROM quarantined").fetchall()}
     for day in days or []:
+        # The day is a date made here, not input text: a DATE literal, so DuckDB prunes row groups by it.
+        day_sql = f"DATE {sql_literal(day.isoformat())}"
         target = base / f"date={day.isoformat()}" / RAW_PART
-        frame = by_day.get(day)
-        if frame is not None and frame.height:
-            _write_parquet_atomic(frame, target, staging)
+        if day in accepted_days:
+            _copy_parquet_atomic(
+                con, f"SELECT * FROM accepted WHERE _partition_date = {day_sql} {order}", target, staging
+            )
             result.days_written.append(day.isoformat())
         else:
             if target.exists():
                 target.unlink()
             result.days_empty.append(day.isoformat())
         qtarget = qbase / f"date={day.isoformat()}" / RAW_PART
-        qframe = q_by_day.get(day)
-        if qframe is not None and qframe.height:
-            _write_parquet_atomic(qframe, qtarget, staging)
+        if day in q_days:
+            _copy_parquet_atomic(
+                con, f"SELECT * FROM quarantined WHERE partition_date = {day_sql} {q_order}", qtarget, staging
+            )
         elif qtarget.exists():
             qtarget.unlink()
     # Quarantined rows whose day could not be read (bad timestamps in an undated file) are kept too.
-    undated = q_by_day.get(None)
-    if undated is not None and undated.height:
-        _write_parquet_atomic(undated, qbase / "undated" / f"{'_'.join(result.files) or 'none'}.parquet"[:200], staging)
+    if None in q_days:
+        _copy_parquet_atomic(
+            con,
+            f"SELECT * FROM quarantined WHERE partition_date IS NULL {q_order}",
+            qbase / "undated" / f"{'_'.join(result.files) or 'none'}.parquet"[:200],
+            staging,
+        )
 
 
 def days_between(first: date, last: date) -> list[date]:
