@@ -593,8 +593,8 @@ class SizeRun:
         self._done(stage)
 
     def ingest(self) -> None:
-        # A fresh raw layer, so every run ingests the same thing from nothing.
-        for folder in ("raw", "warehouse", "exports", "reports"):
+        # A fresh raw layer, so every run ingests the same thing from nothing (and trains a new model).
+        for folder in ("raw", "warehouse", "exports", "reports", "models"):
             shutil.rmtree(self.work / folder, ignore_errors=True)
         out = self.results / "ingest.json"
         env = dict(self.env)
