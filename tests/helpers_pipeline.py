@@ -336,6 +336,12 @@ def fingerprint_warehouse(path: Path) -> dict[str, tuple[int, int]]:
             "WHERE table_catalog = current_database() ORDER BY 1, 2"
         ).fetchall()
         for schema, name in relations:
+            if name.startswith("_shoplens"):
+                # Bookkeeping (the incremental build's state: when it ran, the raw files' sizes and mtimes)
+                # differs between two shops holding the same data: compare its row count only.
+                rows = con.sql(f'SELECT count(*) FROM "{schema}"."{name}"').fetchall()[0][0]
+                out[f"{schema}.{name}"] = (rows, 0)
+                continue
             out[f"{schema}.{name}"] = _checksum(con, f'"{schema}"."{name}"')
     finally:
         con.close()
