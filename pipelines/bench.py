@@ -441,7 +441,7 @@ def _count_tables(database: Path, relations: list[str]) -> dict[str, int]:
 
 
 def _dbt_tables(manifest_path: Path) -> list[str]:
-    """ "schema.name" of every table-materialized model and seed in a manifest."""
+    """ "schema.name" of every table-materialized (or incremental) model and seed in a manifest."""
     if not manifest_path.exists():
         return []
     manifest = json.loads(manifest_path.read_text())
@@ -449,7 +449,7 @@ def _dbt_tables(manifest_path: Path) -> list[str]:
         f"{n['schema']}.{n.get('alias') or n['name']}"
         for n in manifest["nodes"].values()
         if n["resource_type"] == "seed"
-        or (n["resource_type"] == "model" and n["config"].get("materialized") == "table")
+        or (n["resource_type"] == "model" and n["config"].get("materialized") in ("table", "incremental"))
     )
 
 
@@ -633,6 +633,10 @@ class SizeRun:
 
         dbt = dbt_executable()
         env_plain = {**self.env, "SHOPLENS_WAREHOUSE": str(plain_db)}
+        # A plain database left by an earlier run holds the incremental models: dbt would compile their
+        # incremental branch (reading the table itself). Start empty, and compile the full-refresh SQL.
+        for stale in (plain_db, plain_db.with_name(plain_db.name + ".wal")):
+            stale.unlink(missing_ok=True)
         plain_db.parent.mkdir(parents=True, exist_ok=True)
         stage, _ = self._stage(
             "dbt compile",
@@ -640,6 +644,7 @@ class SizeRun:
             [
                 dbt,
                 "compile",
+                "--full-refresh",
                 *dbt_args,
                 *exclude_args,
                 "--target-path",
