@@ -178,8 +178,15 @@ def _ffill(matrix: np.ndarray) -> np.ndarray:
     return filled
 
 
-def build_panel(demand: pl.DataFrame, horizon: int, future: pl.DataFrame | None = None) -> Panel:
-    """Validate the demand frame and lay it out as dense matrices (see `Panel`)."""
+def build_panel(
+    demand: pl.DataFrame, horizon: int, future: pl.DataFrame | None = None, start: dt.date | None = None
+) -> Panel:
+    """Validate the demand frame and lay it out as dense matrices (see `Panel`).
+
+    `start` makes the panel begin on that day even if no SKU of `demand` has a row that early: a subset
+    of the SKUs (one category of a fan-out) then gets the same day numbering, hence the same features,
+    as the whole shop.
+    """
     _require(demand, DEMAND_COLUMNS, "forecast input `demand`")
     if demand.is_empty():
         raise ValueError("forecast input `demand`: no rows")
@@ -191,6 +198,8 @@ def build_panel(demand: pl.DataFrame, horizon: int, future: pl.DataFrame | None 
             f"first sku={row['sku']} date={row['date']} units={row['units']}"
         )
     d0 = demand["date"].min()
+    if start is not None and start < d0:
+        d0 = start
     d1 = demand["date"].max()
     n_hist = (d1 - d0).days + 1
     total = n_hist + horizon
@@ -1097,14 +1106,17 @@ def forecast_with(
     calendar: pl.DataFrame | None,
     future: pl.DataFrame | None = None,
     progress: Progress = None,
+    start: dt.date | None = None,
 ) -> pl.DataFrame:
     """Forecast `horizon` days after the newest day of `demand` with a model trained earlier (no fitting).
 
     The origin must lie between the model's history end and `trained.serves_until`; SKUs and categories
-    the model never saw are forecast too (the features are relative to each SKU's own level).
+    the model never saw are forecast too (the features are relative to each SKU's own level). Every
+    feature is the SKU's own or its category's, so forecasting one whole category at a time (with
+    `start` = the shop's first day) gives the same rows as forecasting the shop at once: the fan-out.
     """
     cfg = trained.config
-    panel = _align_categories(build_panel(demand, cfg.horizon, future), trained.cat_names)
+    panel = _align_categories(build_panel(demand, cfg.horizon, future, start), trained.cat_names)
     last = panel.n_hist - 1
     origin = panel.dates[last].astype(object)
     if origin < trained.history_end:

@@ -1,11 +1,13 @@
 """Jobs and the nightly schedule, named the way an analyst talks about them."""
 
+import os
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from pipelines.core.settings import get_settings
+from pipelines.partitions import category_partitions
 
 ingest_selection = dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets(
     ["decisions", "sales_spike_alerts"]
@@ -18,10 +20,12 @@ WEEKLY_ONLY = dg.AssetSelection.assets(
 MODEL = dg.AssetSelection.assets(["decisions", "demand_model"])
 REPORT = dg.AssetSelection.assets(["reports", "decision_report"])
 INTRADAY_ONLY = dg.AssetSelection.assets(["decisions", "sales_spike_alerts"])
+# Partitioned by category, not by day: its own job, one run per category (a job has one partitioning).
+FANOUT = dg.AssetSelection.assets(["decisions", "category_demand_forecast"])
 
 nightly_job = dg.define_asset_job(
     name="nightly_shop_refresh",
-    selection=dg.AssetSelection.all() - INTRADAY_ONLY - WEEKLY_ONLY,
+    selection=dg.AssetSelection.all() - INTRADAY_ONLY - WEEKLY_ONLY - FANOUT,
     description=(
         "Everything for one new day: ingest the day's landing files, rebuild the marts with their tests, "
         "forecast demand with the trained model (retrained only when it is a week old or missing), plan "
@@ -77,5 +81,47 @@ def weekly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     )
 
 
-all_jobs = [nightly_job, weekly_job, ingest_job]
+EXECUTORS = {
+    "multiprocess": ("dagster", "multiprocess_executor", "dagster"),
+    "celery": ("dagster_celery", "celery_executor", "dagster-celery"),
+    "k8s": ("dagster_k8s", "k8s_job_executor", "dagster-k8s"),
+}
+
+
+def fanout_executor(name: str | None = None) -> dg.ExecutorDefinition:
+    """The fan-out's executor, chosen by the deployment (SHOPLENS_EXECUTOR), not by editing code.
+
+    multiprocess (default): each step a process on this machine. celery: steps on Celery workers
+    (dagster-celery). k8s: each step a Kubernetes Job (dagster-k8s). docs/deployment.md has the settings.
+    """
+    import importlib
+
+    name = name or os.environ.get("SHOPLENS_EXECUTOR", "multiprocess")
+    if name not in EXECUTORS:
+        raise ValueError(f"SHOPLENS_EXECUTOR={name!r}: use one of {', '.join(EXECUTORS)}")
+    module, attr, package = EXECUTORS[name]
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as err:
+        raise ImportError(
+            f"SHOPLENS_EXECUTOR={name} needs the package {package} in the deployment's image: pip install {package}"
+        ) from err
+
+
+forecast_fanout_job = dg.define_asset_job(
+    name="forecast_by_category",
+    selection=FANOUT,
+    partitions_def=category_partitions,
+    # Each step in its own process here; a deployment sets SHOPLENS_EXECUTOR=celery or k8s
+    # (docs/deployment.md) and nothing in the assets changes.
+    executor_def=fanout_executor(),
+    description=(
+        "The demand forecast for one product category (a partition per category): the fan-out for a shop "
+        "too big for one forecasting step. Launch all categories as a backfill (UI: Materialize all, or "
+        "`python -m pipelines.fanout`); runs execute in parallel up to the instance's run concurrency."
+    ),
+    tags={"shoplens/kind": "fanout"},
+)
+
+all_jobs = [nightly_job, weekly_job, ingest_job, forecast_fanout_job]
 schedules = [nightly_schedule, weekly_schedule]

@@ -182,7 +182,11 @@ def test_a_child_killed_by_a_signal_is_named(tmp_path: Path) -> None:
 
 
 def _result(
-    size: str = "medium", forecast_rate: float = 620.0, fail_decisions: bool = False, train_s: float = 41.0
+    size: str = "medium",
+    forecast_rate: float = 620.0,
+    fail_decisions: bool = False,
+    train_s: float = 41.0,
+    nightly_s: float | None = None,
 ) -> dict:
     def stage(name: str, kind: str, wall: float, rss: float, **kw) -> bench.Stage:
         return bench.Stage(
@@ -214,6 +218,8 @@ def _result(
         ),
         stage("decisions", "pipeline", 20, 1500),
     ]
+    if nightly_s is not None:
+        stages.append(stage("one new day (nightly)", "nightly", nightly_s, 3100))
     if fail_decisions:
         failed = stages[-1]
         failed.status = "failed"
@@ -255,6 +261,19 @@ def test_summary_counts_only_pipeline_stages_and_judges_the_goals() -> None:
     assert slow_goals["forecasting (SKU-series/s)"] is False
     assert slow_goals["training the demand model (s)"] is False
     assert "training the demand model: **75.0 s**" in bench.markdown_size(slow, {"cores": 2, "ram_gb": 23.5})
+
+
+def test_one_new_day_is_reported_apart_from_end_to_end_and_judged_at_large() -> None:
+    medium = _result(nightly_s=85.0)
+    assert medium["summary"]["end_to_end_s"] == 120 + 70 + 30 + 20  # the nightly day is not added
+    assert medium["summary"]["nightly_s"] == 85.0 and medium["summary"]["nightly_peak_rss_mb"] == 3100
+    assert "one new day, nightly job (s)" not in {g["goal"] for g in medium["goals"]}  # no goal at medium
+    text = bench.markdown_size(medium, {"cores": 2, "ram_gb": 23.5})
+    assert "- one new day (the nightly job for the newest day on the built shop): **85.0 s**" in text
+    fast, slow = _result("large", nightly_s=150.0), _result("large", nightly_s=200.0)
+    judged = {r["summary"]["nightly_s"]: {g["goal"]: g["met"] for g in r["goals"]} for r in (fast, slow)}
+    assert judged[150.0]["one new day, nightly job (s)"] is True
+    assert judged[200.0]["one new day, nightly job (s)"] is False
 
 
 def test_a_failed_stage_shows_its_error_and_leaves_end_to_end_unjudged() -> None:

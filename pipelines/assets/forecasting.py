@@ -2,6 +2,8 @@
 
 import os
 import time
+import urllib.parse
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -12,6 +14,7 @@ from models import forecasting as fc
 from pipelines.assets.common import DECISIONS, OWNERS, PUBLISHED, md_preview, needs_marts, png_metadata
 from pipelines.core.settings import get_settings
 from pipelines.core.warehouse import connect, export, write_table
+from pipelines.partitions import CATEGORY_PARTITIONS, category_partitions
 
 HORIZON = 28
 # The global model needs 56 days to learn from plus a calibration window of one horizon (models.forecasting).
@@ -147,6 +150,9 @@ def demand_model(context: dg.AssetExecutionContext, config: ModelSettings) -> dg
         if missing:
             return _skipped(context, missing)
         demand_end = con.sql("SELECT max(date) FROM main.fct_sku_daily_demand").fetchall()[0][0]
+        added = register_categories(context.instance, con)
+        if added:
+            context.log.info(f"registered {len(added)} new category partition(s) for the forecast fan-out: {added}")
         use_prophet = config.prophet_enabled()
         reason = _why_retrain(config, demand_end, use_prophet)
         if reason is None:
@@ -312,6 +318,141 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastSetting
         }
     )
 
+# ------------------------------------------------------------------------------ the fan-out by category
+
+
+def category_partition_key(category: str | None) -> str:
+    """The category's partition key: its name, with what Dagster refuses in a key (control characters,
+    '...') replaced, and no category shown as 'uncategorised'."""
+    key = (category or "").strip() or "uncategorised"
+    key = key.replace("...", "_")
+    return "".join("_" if ord(ch) < 32 else ch for ch in key)
+
+
+def shop_categories(con) -> dict[str, list[str]]:
+    """{partition key: the category names it covers} for the categories in the published demand mart."""
+    rows = con.sql("SELECT DISTINCT category FROM main.fct_sku_daily_demand ORDER BY category").fetchall()
+    keys: dict[str, list[str]] = {}
+    for (category,) in rows:
+        keys.setdefault(category_partition_key(category), []).append(category)
+    return keys
+
+
+def register_categories(instance: dg.DagsterInstance, con) -> list[str]:
+    """Add the shop's categories not yet known as partitions of the fan-out; return the ones added.
+
+    Categories that left the shop keep their partition (and its history in the UI); their forecast
+    file is removed by the next fan-out run of `python -m pipelines.fanout`.
+    """
+    wanted = sorted(shop_categories(con))
+    known = set(instance.get_dynamic_partitions(CATEGORY_PARTITIONS))
+    added = [k for k in wanted if k not in known]
+    if added:
+        instance.add_dynamic_partitions(CATEGORY_PARTITIONS, added)
+    return added
+
+
+def fanout_dir() -> Path:
+    """The fan-out's output: a Parquet dataset with one folder per category (`category=<key>`, URL-quoted),
+    readable as one table by DuckDB, Spark or Polars (hive layout) and from object storage alike."""
+    return get_settings().data_dir / "forecasts" / "demand_forecast"
+
+
+def category_forecast_path(key: str) -> Path:
+    return fanout_dir() / f"category={urllib.parse.quote(key, safe='')}" / "part-0.parquet"
+
+
+def forecast_category(con, trained: fc.TrainedModel, key: str, log=None) -> tuple[pl.DataFrame, int]:
+    """The forecast of one category's SKUs with the shop's trained model: (rows, SKUs).
+
+    Reads only that category's demand (bounded memory per step however many categories there are); the
+    panel starts on the shop's first day so the rows equal the single-step forecast's for these SKUs.
+    """
+    names = shop_categories(con).get(key)
+    if not names:
+        raise ValueError(
+            f"category partition '{key}' has no SKUs in main.fct_sku_daily_demand "
+            f"(categories now: {', '.join(sorted(shop_categories(con))) or 'none'})"
+        )
+    start = con.sql("SELECT min(date) FROM main.fct_sku_daily_demand").fetchall()[0][0]
+    placeholders = ", ".join("?" for _ in names)
+    demand = con.sql(
+        f"""
+        SELECT sku, category, date, units::DOUBLE AS units, avg_unit_price::DOUBLE AS avg_unit_price,
+               coalesce(discount_rate, 0)::DOUBLE AS discount_rate, on_hand_eod, is_stockout AS stockout
+        FROM main.fct_sku_daily_demand WHERE category IN ({placeholders}) ORDER BY sku, date
+        """,
+        params=names,
+    ).pl()
+    calendar = load_calendar(con)
+    forecast = fc.forecast_with(trained, demand, calendar, progress=log, start=start)
+    return forecast.with_columns(pl.lit(key).alias("category")), demand["sku"].n_unique()
+
+
+def write_parquet_atomic(frame: pl.DataFrame, target: Path) -> None:
+    """Write to a temporary name in the target folder, then rename: readers never see half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        frame.write_parquet(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dg.asset(
+    key=["decisions", "category_demand_forecast"],
+    group_name="forecasting",
+    partitions_def=category_partitions,
+    deps=[
+        PUBLISHED,
+        dg.AssetKey("fct_sku_daily_demand"),
+        dg.AssetKey("holiday_calendar"),
+        dg.AssetKey(["decisions", "demand_model"]),
+    ],
+    kinds={"scikitlearn", "polars", "parquet"},
+    owners=OWNERS,
+    description=(
+        "The demand forecast fanned out by product category: one partition per category, each predicting its "
+        "SKUs with the trained model (the same rows as decisions/demand_forecast) into "
+        "data/forecasts/demand_forecast/category=<name>/. It only reads the warehouse and writes its own "
+        "file, so categories run in parallel (job forecast_by_category; `python -m pipelines.fanout`); "
+        "docs/deployment.md shows the same on Celery or Kubernetes."
+    ),
+)
+def category_demand_forecast(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    key = context.partition_key
+    path = model_path()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no trained demand model at {path}: materialize decisions/demand_model first"
+        )
+    trained = fc.load_model(path)
+    started = time.time()
+    # Read-only: any number of category steps may read the warehouse at once (DuckDB allows many
+    # read-only processes, or one writer), so the fan-out needs no slot of the duckdb_writer pool.
+    with connect(read_only=True, log=context.log.info) as con:
+        missing = needs_marts(con, ["fct_sku_daily_demand"])
+        if missing:
+            return _skipped(context, missing)
+        forecast, n_skus = forecast_category(con, trained, key, log=context.log.info)
+    seconds = time.time() - started
+    target = category_forecast_path(key)
+    write_parquet_atomic(forecast, target)
+    context.log.info(f"category {key}: {n_skus} SKUs, {forecast.height} rows -> {target}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": forecast.height,
+            "skus": n_skus,
+            "path": dg.MetadataValue.path(str(target)),
+            "model_history_end": str(trained.history_end),
+            "seconds": round(seconds, 2),
+            "pid": os.getpid(),
+        }
+    )
+
+
 
 def _skipped(context: dg.AssetExecutionContext, missing: list[str]) -> dg.MaterializeResult:
     msg = f"skipped: the marts {', '.join(missing)} were not built (the source lacks the tables they need)"
@@ -319,4 +460,4 @@ def _skipped(context: dg.AssetExecutionContext, missing: list[str]) -> dg.Materi
     return dg.MaterializeResult(metadata={"skipped": dg.MetadataValue.text(msg)})
 
 
-forecasting_assets = [demand_model, demand_forecast, forecast_backtest]
+forecasting_assets = [demand_model, demand_forecast, category_demand_forecast, forecast_backtest]
