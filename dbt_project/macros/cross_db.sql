@@ -74,3 +74,14 @@
 {% macro week_start(expression) -%}
     cast({{ dbt.date_trunc("week", expression) }} as date)
 {%- endmacro %}
+
+{#- A struct of the named columns, with the columns' names as field names. Structs compare field by field,
+    so min(<struct>) over a group is the whole first row by those fields: one aggregation instead of a
+    window sort (traffic_funnel's first event per session). -#}
+{% macro named_struct(columns) %}{{ return(adapter.dispatch('named_struct', 'shoplens')(columns)) }}{% endmacro %}
+{% macro default__named_struct(columns) -%}
+    struct_pack({% for c in columns %}{{ c }} := {{ c }}{% if not loop.last %}, {% endif %}{% endfor %})
+{%- endmacro %}
+{% macro spark__named_struct(columns) -%}
+    named_struct({% for c in columns %}'{{ c }}', {{ c }}{% if not loop.last %}, {% endif %}{% endfor %})
+{%- endmacro %}

@@ -32,27 +32,13 @@ events as (
 
 ),
 
-first_events as (
-
-    select
-        session_id,
-        channel,
-        device,
-        cast(event_ts as date) as session_date
-    from (
-        select
-            events.*,
-            row_number() over (partition by session_id order by event_ts, event_type, sku) as event_number
-        from events
-    ) as numbered
-    where event_number = 1
-
-),
-
 sessions as (
 
+    -- One pass over the events: the session's first event (by time, then event type and SKU, as before)
+    -- is the smallest struct of those fields, so no window sort over every event is needed.
     select
         session_id,
+        min({{ shoplens.named_struct(['event_ts', 'event_type', 'sku', 'channel', 'device']) }}) as first_event,
         max(case when event_type = 'view' then 1 else 0 end) as has_view,
         max(case when event_type = 'cart' then 1 else 0 end) as has_cart,
         max(case when event_type = 'checkout' then 1 else 0 end) as has_checkout,
@@ -69,21 +55,20 @@ sessions as (
 daily as (
 
     select
-        first_events.session_date,
-        first_events.channel,
-        first_events.device,
+        cast(first_event.event_ts as date) as session_date,
+        first_event.channel as channel,
+        first_event.device as device,
         count(*) as sessions,
-        cast(sum(sessions.has_view) as {{ dbt.type_bigint() }}) as view_sessions,
-        cast(sum(sessions.has_cart) as {{ dbt.type_bigint() }}) as cart_sessions,
-        cast(sum(sessions.has_checkout) as {{ dbt.type_bigint() }}) as checkout_sessions,
-        cast(sum(sessions.has_purchase) as {{ dbt.type_bigint() }}) as purchase_sessions,
-        cast(sum(sessions.views) as {{ dbt.type_bigint() }}) as views,
-        cast(sum(sessions.carts) as {{ dbt.type_bigint() }}) as carts,
-        cast(sum(sessions.checkouts) as {{ dbt.type_bigint() }}) as checkouts,
-        cast(sum(sessions.purchases) as {{ dbt.type_bigint() }}) as purchases
+        cast(sum(has_view) as {{ dbt.type_bigint() }}) as view_sessions,
+        cast(sum(has_cart) as {{ dbt.type_bigint() }}) as cart_sessions,
+        cast(sum(has_checkout) as {{ dbt.type_bigint() }}) as checkout_sessions,
+        cast(sum(has_purchase) as {{ dbt.type_bigint() }}) as purchase_sessions,
+        cast(sum(views) as {{ dbt.type_bigint() }}) as views,
+        cast(sum(carts) as {{ dbt.type_bigint() }}) as carts,
+        cast(sum(checkouts) as {{ dbt.type_bigint() }}) as checkouts,
+        cast(sum(purchases) as {{ dbt.type_bigint() }}) as purchases
     from sessions
-    inner join first_events on sessions.session_id = first_events.session_id
-    group by first_events.session_date, first_events.channel, first_events.device
+    group by cast(first_event.event_ts as date), first_event.channel, first_event.device
 
 )
 
