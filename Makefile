@@ -63,7 +63,7 @@ test-spark: setup manifest $(SPARK_STAMP)
 	@$(PY) -m pytest -m spark tests/test_spark.py -q
 
 bench: setup manifest
-	@$(PY) -m pipelines.bench $(if $(SIZE),--sizes $(SIZE),)
+	@$(PY) -m pipelines.bench $(if $(SIZE),--sizes $(SIZE),) $(BENCH_ARGS)
 
 lint: setup
 	@$(VENV)/bin/ruff check pipelines models tests

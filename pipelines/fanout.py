@@ -53,7 +53,9 @@ def prepare(instance: dg.DagsterInstance, only: list[str] | None = None) -> list
         keys = sorted(shop_categories(con))
     unknown = sorted(set(only or []) - set(keys))
     if unknown:
-        raise SystemExit(f"not categories of this shop: {', '.join(unknown)} (its categories: {', '.join(keys)})")
+        raise SystemExit(
+            f"not categories of this shop: {', '.join(unknown)} (its categories: {', '.join(keys)})"
+        )
     folder = fanout_dir()
     if folder.exists():
         import urllib.parse
@@ -92,8 +94,10 @@ def run_fanout(keys: list[str], workers: int = 2, say=print) -> dict[str, bool]:
         )
         ok = proc.returncode == 0
         run = re.search(r"run ([0-9a-f-]{36})", proc.stdout)
-        say(f"  {key:<24} {'ok' if ok else 'FAILED'} in {time.time() - started:.1f} s"
-            f"{f' (run {run.group(1)})' if run else ''}")
+        say(
+            f"  {key:<24} {'ok' if ok else 'FAILED'} in {time.time() - started:.1f} s"
+            f"{f' (run {run.group(1)})' if run else ''}"
+        )
         if not ok:
             say("\n".join((proc.stdout + proc.stderr).splitlines()[-15:]))
         return key, ok
@@ -103,7 +107,9 @@ def run_fanout(keys: list[str], workers: int = 2, say=print) -> dict[str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workers", type=int, default=2, help="runs at once (default 2, one per core here)")
     parser.add_argument("--categories", nargs="*", help="only these categories (partition keys)")
     parser.add_argument("--run-one", metavar="KEY", help=argparse.SUPPRESS)  # a worker: one category's run
@@ -115,13 +121,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if result.success else 1
     with dg.DagsterInstance.get() as instance:
         keys = prepare(instance, args.categories)
-    print(f"forecast fan-out: {len(keys)} categories ({CATEGORY_PARTITIONS} partitions), {args.workers} at a time")
+    print(
+        f"forecast fan-out: {len(keys)} categories ({CATEGORY_PARTITIONS} partitions), {args.workers} at a time"
+    )
     started = time.time()
     results = run_fanout(keys, args.workers)
     failed = sorted(k for k, ok in results.items() if not ok)
     print(f"done in {time.time() - started:.1f} s: {len(keys) - len(failed)} ok, {len(failed)} failed")
     if failed:
-        print(f"failed: {', '.join(failed)} (the run logs are in the Dagster UI, `make dev`)", file=sys.stderr)
+        print(
+            f"failed: {', '.join(failed)} (the run logs are in the Dagster UI, `make dev`)", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -67,7 +67,10 @@ def test_fanout_runs_categories_in_parallel_processes(tiny_pipeline: TinyShop, t
 
     shop = hp.new_shop(tmp_path / "shop", data_from=tiny_pipeline.data_dir)
     with duckdb.connect(str(shop.warehouse), read_only=True) as con:
-        cats = [r[0] for r in con.sql("SELECT DISTINCT category FROM main.fct_sku_daily_demand ORDER BY 1").fetchall()]
+        cats = [
+            r[0]
+            for r in con.sql("SELECT DISTINCT category FROM main.fct_sku_daily_demand ORDER BY 1").fetchall()
+        ]
     chosen = cats[:3]
     cmd = [hp.PY, "-m", "pipelines.fanout", "--workers", "2", "--categories", *chosen]
     proc = subprocess.run(cmd, cwd=hp.ROOT, env=shop.env(), capture_output=True, text=True, timeout=600)
@@ -78,10 +81,13 @@ def test_fanout_runs_categories_in_parallel_processes(tiny_pipeline: TinyShop, t
     assert [f.parent.name for f in files] == [f"category={c}" for c in chosen]
     fanned = pl.read_parquet(files).select(COLS).sort(["sku", "date"])
     with duckdb.connect(str(shop.warehouse), read_only=True) as con:
-        skus = [r[0] for r in con.execute(
-            f"SELECT DISTINCT sku FROM main.fct_sku_daily_demand WHERE category IN ({', '.join('?' * len(chosen))})",
-            chosen,
-        ).fetchall()]
+        skus = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT sku FROM main.fct_sku_daily_demand WHERE category IN ({', '.join('?' * len(chosen))})",
+                chosen,
+            ).fetchall()
+        ]
     single = _single_step(shop.warehouse).filter(pl.col("sku").is_in(skus))
     assert fanned.height == single.height > 0
     assert fanned.equals(single)
@@ -107,7 +113,11 @@ def test_fanout_runs_categories_in_parallel_processes(tiny_pipeline: TinyShop, t
     before = pl.read_parquet(files[0])
     again = subprocess.run(
         [hp.PY, "-m", "pipelines.fanout", "--categories", chosen[0]],
-        cwd=hp.ROOT, env=shop.env(), capture_output=True, text=True, timeout=300,
+        cwd=hp.ROOT,
+        env=shop.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert sorted(folder.glob("category=*/*")) == files, "a re-run left extra files"

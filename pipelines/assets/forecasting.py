@@ -152,7 +152,9 @@ def demand_model(context: dg.AssetExecutionContext, config: ModelSettings) -> dg
         demand_end = con.sql("SELECT max(date) FROM main.fct_sku_daily_demand").fetchall()[0][0]
         added = register_categories(context.instance, con)
         if added:
-            context.log.info(f"registered {len(added)} new category partition(s) for the forecast fan-out: {added}")
+            context.log.info(
+                f"registered {len(added)} new category partition(s) for the forecast fan-out: {added}"
+            )
         use_prophet = config.prophet_enabled()
         reason = _why_retrain(config, demand_end, use_prophet)
         if reason is None:
@@ -318,6 +320,7 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastSetting
         }
     )
 
+
 # ------------------------------------------------------------------------------ the fan-out by category
 
 
@@ -451,7 +454,6 @@ def category_demand_forecast(context: dg.AssetExecutionContext) -> dg.Materializ
             "pid": os.getpid(),
         }
     )
-
 
 
 def _skipped(context: dg.AssetExecutionContext, missing: list[str]) -> dg.MaterializeResult:
