@@ -42,15 +42,27 @@ class ForecastSettings(dg.Config):
     backtest_folds: int = 3
 
 
-def load_demand(con) -> pl.DataFrame:
-    """The model's input: daily units per SKU (zero-filled), price, promotion and stock-out flags."""
+def load_demand(con, categories: list[str] | None = None) -> pl.DataFrame:
+    """The model's input: daily units per SKU (zero-filled), price, promotion and stock-out flags
+    (only the given categories' SKUs when `categories` is set: one partition of the fan-out)."""
+    where = f"WHERE category IN ({', '.join('?' for _ in categories)})" if categories else ""
     return con.sql(
-        """
+        f"""
         SELECT sku, category, date, units::DOUBLE AS units, avg_unit_price::DOUBLE AS avg_unit_price,
                coalesce(discount_rate, 0)::DOUBLE AS discount_rate, on_hand_eod, is_stockout AS stockout
-        FROM main.fct_sku_daily_demand ORDER BY sku, date
-        """
+        FROM main.fct_sku_daily_demand {where} ORDER BY sku, date
+        """,
+        params=categories or None,
     ).pl()
+
+
+# What a forecast from the stored model reads: the published marts and the trained model.
+FORECAST_DEPS = [
+    PUBLISHED,
+    dg.AssetKey("fct_sku_daily_demand"),
+    dg.AssetKey("holiday_calendar"),
+    dg.AssetKey(["decisions", "demand_model"]),
+]
 
 
 def load_calendar(con) -> pl.DataFrame:
@@ -203,12 +215,7 @@ def _model_metadata(trained: fc.TrainedModel) -> dict:
 @dg.asset(
     key=["decisions", "demand_forecast"],
     group_name="forecasting",
-    deps=[
-        PUBLISHED,
-        dg.AssetKey("fct_sku_daily_demand"),
-        dg.AssetKey("holiday_calendar"),
-        dg.AssetKey(["decisions", "demand_model"]),
-    ],
+    deps=FORECAST_DEPS,
     kinds={"scikitlearn", "polars", "duckdb"},
     owners=OWNERS,
     pool="duckdb_writer",
@@ -378,15 +385,7 @@ def forecast_category(con, trained: fc.TrainedModel, key: str, log=None) -> tupl
             f"(categories now: {', '.join(sorted(shop_categories(con))) or 'none'})"
         )
     start = con.sql("SELECT min(date) FROM main.fct_sku_daily_demand").fetchall()[0][0]
-    placeholders = ", ".join("?" for _ in names)
-    demand = con.sql(
-        f"""
-        SELECT sku, category, date, units::DOUBLE AS units, avg_unit_price::DOUBLE AS avg_unit_price,
-               coalesce(discount_rate, 0)::DOUBLE AS discount_rate, on_hand_eod, is_stockout AS stockout
-        FROM main.fct_sku_daily_demand WHERE category IN ({placeholders}) ORDER BY sku, date
-        """,
-        params=names,
-    ).pl()
+    demand = load_demand(con, names)
     calendar = load_calendar(con)
     forecast = fc.forecast_with(trained, demand, calendar, progress=log, start=start)
     return forecast.with_columns(pl.lit(key).alias("category")), demand["sku"].n_unique()
@@ -408,12 +407,7 @@ def write_parquet_atomic(frame: pl.DataFrame, target: Path) -> None:
     key=["decisions", "category_demand_forecast"],
     group_name="forecasting",
     partitions_def=category_partitions,
-    deps=[
-        PUBLISHED,
-        dg.AssetKey("fct_sku_daily_demand"),
-        dg.AssetKey("holiday_calendar"),
-        dg.AssetKey(["decisions", "demand_model"]),
-    ],
+    deps=FORECAST_DEPS,
     kinds={"scikitlearn", "polars", "parquet"},
     owners=OWNERS,
     description=(
