@@ -33,6 +33,7 @@ from datetime import date, timedelta
 
 from pipelines.core.expectations import validate_partitions
 from pipelines.core.ingest import IngestResult, ingest, landing_files, pii_key, write_empty_raw
+from pipelines.core.landing import data_size
 from pipelines.core.schemas import DAILY_TABLES, REFERENCE_TABLES
 from pipelines.core.settings import get_settings
 from pipelines.sources.base import read_manifest
@@ -91,10 +92,11 @@ def chunk_days(days: list[date], spec: str, day_bytes: dict[date, int] | None = 
 
 
 def landing_bytes(landing, table: str, days: list[date]) -> dict[date, int]:
-    """Size of each day's landing files of a table (the unit of the default chunk budget)."""
+    """CSV bytes of each day's landing files of a table (the unit of the default chunk budget); a .csv.gz
+    file counts by its uncompressed size, so a chunk holds the same rows whether files are compressed."""
     sizes: dict[date, int] = {}
     for path, day in landing_files(landing, table, days):
-        sizes[day] = sizes.get(day, 0) + path.stat().st_size
+        sizes[day] = sizes.get(day, 0) + data_size(path)
     return sizes
 
 

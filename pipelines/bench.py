@@ -65,11 +65,12 @@ GOALS: dict[str, dict[str, float]] = {
 
 
 # Disk a size needs under its work folder, in GB: landing CSV + raw Parquet + the warehouse and the two
-# baseline databases + DuckDB spill. Medium measured (3.1 + 0.5 + 0.9 + 0.6 + spill); large extrapolated
-# from generating its first 199 days (7.3 GB of landing, 5.1 GB of it traffic at ~300k events a day, and
-# growing with the customer base): about 45 GB of landing over 1,095 days.
-DISK_NEED_GB = {"tiny": 0.5, "small": 2.0, "medium": 8.0, "large": 75.0}
-LANDING_SHARE = {"tiny": 0.5, "small": 0.5, "medium": 0.45, "large": 0.6}
+# baseline databases + DuckDB spill. Medium measured (3.1 + 0.5 + 0.9 + 0.6 + spill). Large lands its
+# files gzip-compressed (COMPRESSED_LANDING): as plain CSV they come to about 50 GB (400-600k traffic
+# events, 35-50 MB a day), gzipped (level 1) to about a fifth; raw, warehouse and baselines ~10x medium.
+DISK_NEED_GB = {"tiny": 0.5, "small": 2.0, "medium": 8.0, "large": 45.0}
+LANDING_SHARE = {"tiny": 0.5, "small": 0.5, "medium": 0.45, "large": 0.25}
+COMPRESSED_LANDING = {"large"}
 
 
 def disk_shortfall(size: str, work: Path) -> str | None:
@@ -637,6 +638,7 @@ class SizeRun:
             "--seed",
             str(self.seed),
             "--no-report",
+            *(["--compress"] if self.size in COMPRESSED_LANDING else []),
         ]
         stage, _ = self._stage("generate", "setup", cmd)
         from pipelines.sources.base import read_manifest

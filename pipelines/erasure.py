@@ -59,6 +59,7 @@ from pipelines.core.ingest import (
     quote_ident,
     sql_literal,
 )
+from pipelines.core.landing import csv_files, read_bytes
 from pipelines.core.schemas import TABLES
 from pipelines.core.settings import Settings, get_settings
 from pipelines.core.warehouse import WarehouseBusyError, connect
@@ -115,8 +116,7 @@ def customer_ids_for_emails(emails: Iterable[str], settings: Settings) -> list[s
             found |= set(
                 frame.filter(pl.col("email_hash").is_in(wanted)).get_column("customer_id").drop_nulls()
             )
-    landed = settings.landing_dir / "customers" / "customers.csv"
-    if landed.exists():
+    for landed in csv_files(settings.landing_dir / "customers", "customers", strict=False):
         records = _records(landed)[1]  # lenient: a landing file may hold broken lines
         emails_landed = pl.Series([r.get("email") for r in records], dtype=pl.String)
         for record, digest in zip(records, hash_personal(emails_landed, key).to_list(), strict=True):
@@ -143,7 +143,7 @@ def _order_ids(customer_ids: set[str], settings: Settings) -> set[str]:
             .get_column("order_id")
             .drop_nulls()
         )
-    for path in sorted((settings.landing_dir / "orders").glob("*.csv")):
+    for path in csv_files(settings.landing_dir / "orders", strict=False):
         for record in _records(path)[1]:
             if record.get("customer_id", "").strip() in customer_ids and record.get("order_id", "").strip():
                 found.add(record["order_id"].strip())
@@ -152,7 +152,7 @@ def _order_ids(customer_ids: set[str], settings: Settings) -> set[str]:
 
 def _records(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """Header and records of a landing CSV (lenient: for finding ids, not for validation)."""
-    text = path.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
+    text = read_bytes(path).decode("utf-8", errors="replace").lstrip("\ufeff")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
         return [], []
@@ -193,7 +193,7 @@ def _strip_landing_csv(path: Path, customer_ids: set[str], order_ids: set[str], 
     Python's csv reader is used for its record boundaries (quoted line breaks): `line_num` tells which
     physical lines each record spans, and only those lines are dropped.
     """
-    data = path.read_bytes()
+    data = read_bytes(path)  # decompressed for .csv.gz; atomic_write_bytes compresses it back
     text = data.decode("utf-8", errors="surrogateescape")
     if not any(i in text for i in (*customer_ids, *order_ids)):
         return 0
@@ -259,7 +259,7 @@ def _erase_landing(
 ) -> None:
     landing = settings.landing_dir
     for table in TABLES:
-        for path in sorted((landing / table).glob("*.csv")):
+        for path in csv_files(landing / table, strict=False):
             n = _strip_landing_csv(path, cids, oids, report.dry_run)
             report.removed[f"landing:{table}"] += n
     for kind in (ADAPTER_QUARANTINE_DIR, ROUTED_OUT_DIR):

@@ -17,6 +17,7 @@ import dagster as dg
 import psutil
 
 from pipelines.core.ingest import DAY_IN_NAME, RAW_PART
+from pipelines.core.landing import csv_files, open_bytes
 from pipelines.core.schemas import DAILY_TABLES
 from pipelines.core.settings import get_settings
 from pipelines.jobs import ingest_job
@@ -31,7 +32,8 @@ def stale_days(landing: Path, raw: Path) -> dict[str, int]:
         folder = landing / table
         if not folder.is_dir():
             continue
-        for path in folder.glob(f"{table}_*.csv"):
+        # Not strict: x.csv beside x.csv.gz still requests the day's run, which names the pair and stops.
+        for path in csv_files(folder, f"{table}_*", strict=False):
             m = DAY_IN_NAME.search(path.name)
             if not m:
                 continue
@@ -52,7 +54,7 @@ def stale_days(landing: Path, raw: Path) -> dict[str, int]:
 
 def _has_data_rows(path: Path) -> bool:
     """True when a landing CSV holds anything after its header line."""
-    with open(path, "rb") as fh:
+    with open_bytes(path) as fh:
         fh.readline()
         return any(line.strip() for line in fh)
 

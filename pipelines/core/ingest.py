@@ -69,6 +69,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.core.landing import LandingFileError, csv_file, csv_files, is_gzip, open_bytes, read_bytes
 from pipelines.core.schemas import TABLES, Table
 
 MAX_TEXT_CHARS = 5000
@@ -80,7 +81,7 @@ RAW_PART = "part-0.parquet"
 LINEAGE_COLUMNS = ("_source_file", "_source_row")
 QUARANTINE_COLUMNS = ("table_name", "partition_date", "source_file", "source_row", "rule", "detail", "raw_record")
 
-DAY_IN_NAME = re.compile(r"_(\d{4}-\d{2}-\d{2})(?:_[^/]*)?\.csv$")
+DAY_IN_NAME = re.compile(r"_(\d{4}-\d{2}-\d{2})(?:_[^/]*)?\.csv(?:\.gz)?$")
 # The erasure register, relative to the data folder (the parent of raw/): ids only, never personal data.
 ERASURE_REGISTER = Path("erasure") / "erased_customers.csv"
 ERASURE_COLUMNS = ("customer_id", "order_id", "erased_at")
@@ -197,12 +198,16 @@ def landing_files(landing: Path, table: str, days: list[date] | None) -> list[tu
     folder = landing / table
     if not folder.is_dir():
         return []
-    if days is None:
-        snap = folder / f"{table}.csv"
-        return [(snap, None)] if snap.exists() else []
+    try:
+        if days is None:
+            snap = csv_file(folder, table)
+            return [(snap, None)] if snap else []
+        candidates = csv_files(folder, f"{table}_*")
+    except LandingFileError as exc:
+        raise IngestionError(f"{table}: {exc}") from exc
     wanted = {d.isoformat() for d in days}
     found = []
-    for path in sorted(folder.glob(f"{table}_*.csv")):
+    for path in candidates:
         m = DAY_IN_NAME.search(path.name)
         if m and m.group(1) in wanted:
             found.append((path, date.fromisoformat(m.group(1))))
@@ -211,8 +216,14 @@ def landing_files(landing: Path, table: str, days: list[date] | None) -> list[tu
 
 def sniff_file(path: Path, table: Table) -> tuple[list[str], list[str]]:
     """Read the header; reject binary files before anything is written. Returns (header, missing)."""
-    with open(path, "rb") as fh:
-        head = fh.read(65536)
+    try:
+        with open_bytes(path) as fh:
+            head = fh.read(65536)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; a cut-off .gz ends in EOFError
+        raise IngestionError(
+            f"{path.name}: cannot be read as {'gzip-compressed ' if is_gzip(path) else ''}CSV ({exc}); "
+            f"nothing was ingested for {table.name}. Remove or replace the file and run again."
+        ) from exc
     if b"\x00" in head:
         raise IngestionError(
             f"{path.name}: not a text CSV file (NUL byte at offset {head.index(0)}); "
@@ -1210,7 +1221,7 @@ def _struct(columns: dict[str, str]) -> str:
 
 def _quarantine_whole_file(con, table: Table, path: Path, day: date | None, header: list[str], missing: list[str]) -> None:
     """A file whose header lacks required columns: every data row is quarantined, none is lost."""
-    text = path.read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
+    text = read_bytes(path).decode("utf-8", errors="replace").lstrip("\ufeff")
     rows = list(csv.reader(io.StringIO(text)))[1:]
     detail = f"header lacks required column(s) {', '.join(missing)}; found {', '.join(header)}"
     if len(header) == 1 and (delim := next((d for d in (";", "\t", "|") if d in header[0]), None)):

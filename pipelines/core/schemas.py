@@ -1,6 +1,6 @@
 """The canonical raw tables: the one contract every source writes and every downstream step reads.
 
-Landing layout (what a source writes; see docs/landing.md):
+Landing layout (what a source writes; see docs/sources.md):
     <landing>/<table>/<table>_<YYYY-MM-DD>[_<suffix>].csv   daily tables, one or more files per day
     <landing>/<table>/<table>.csv                           reference tables (customers, products), a full snapshot
     <landing>/_source.json                                   which source wrote the folder, its currency and counts
@@ -8,7 +8,8 @@ Landing layout (what a source writes; see docs/landing.md):
 Landing files are UTF-8 CSV with a header row naming exactly the canonical columns below (order free,
 extra columns are ignored; `email`, `phone`, `name` on customers are allowed and hashed at ingestion).
 Timestamps are ISO 8601 `YYYY-MM-DD HH:MM:SS` in the shop's local time (an explicit offset is accepted
-and converted); dates are `YYYY-MM-DD`; decimals use a dot; empty means null.
+and converted); dates are `YYYY-MM-DD`; decimals use a dot; empty means null. Any of these files may be
+gzip-compressed as `<name>.csv.gz` (not both forms of one file: ingestion names the pair and stops).
 
 Raw layout (what ingestion writes): Parquet at <data>/raw/<table>/date=<YYYY-MM-DD>/part-0.parquet for
 daily tables and <data>/raw/<table>/snapshot/part-0.parquet for reference tables, typed as below, plus

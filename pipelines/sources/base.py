@@ -23,47 +23,46 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.core.landing import is_gzip, write_bytes_atomic
 from pipelines.core.schemas import TABLES
 
 MANIFEST_NAME = "_source.json"
 ADAPTER_QUARANTINE_DIR = "_adapter_quarantine"
 ROUTED_OUT_DIR = "_routed_out"
+CSV_FORMATS = {"datetime_format": "%Y-%m-%d %H:%M:%S", "date_format": "%Y-%m-%d"}
 SIDE_COLUMNS = ["source_file", "source_row", "rule", "detail", "raw_record"]
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write to a temporary file in the same folder, then rename: readers never see a half file.
+
+    A name ending in .gz is written gzip-compressed (pipelines.core.landing)."""
+    write_bytes_atomic(path, payload)
 
 
 def write_csv_atomic(frame: pl.DataFrame, path: Path) -> None:
-    """Write a polars frame as UTF-8 CSV with a header, atomically."""
+    """Write a polars frame as UTF-8 CSV with a header, atomically (gzip-compressed for a .csv.gz name)."""
+    if is_gzip(path):
+        write_bytes_atomic(path, frame.write_csv(None, **CSV_FORMATS).encode("utf-8"))
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        frame.write_csv(tmp, datetime_format="%Y-%m-%d %H:%M:%S", date_format="%Y-%m-%d")
+        frame.write_csv(tmp, **CSV_FORMATS)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def daily_file(landing: Path, table: str, day: date, suffix: str = "") -> Path:
-    name = f"{table}_{day.isoformat()}{'_' + suffix if suffix else ''}.csv"
+def daily_file(landing: Path, table: str, day: date, suffix: str = "", compressed: bool = False) -> Path:
+    name = f"{table}_{day.isoformat()}{'_' + suffix if suffix else ''}.csv{'.gz' if compressed else ''}"
     return landing / table / name
 
 
-def snapshot_file(landing: Path, table: str) -> Path:
-    return landing / table / f"{table}.csv"
+def snapshot_file(landing: Path, table: str, compressed: bool = False) -> Path:
+    return landing / table / f"{table}.csv{'.gz' if compressed else ''}"
 
 
 @dataclass

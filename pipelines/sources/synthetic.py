@@ -48,9 +48,11 @@ import holidays
 import numpy as np
 import polars as pl
 
+from pipelines.core.landing import csv_file, csv_files
 from pipelines.core.schemas import ORDER_STATUSES, SHIPMENT_MODES, TABLES, TRAFFIC_EVENTS
 from pipelines.sources.base import (
     ADAPTER_QUARANTINE_DIR,
+    CSV_FORMATS,
     MANIFEST_NAME,
     ROUTED_OUT_DIR,
     LandingReport,
@@ -66,7 +68,6 @@ GENERATOR_VERSION = "1.0"
 CURRENCY = "CNY"
 TIMEZONE = "Asia/Shanghai"
 SOURCE_NAME = "synthetic"
-_CSV_FORMATS = {"datetime_format": "%Y-%m-%d %H:%M:%S", "date_format": "%Y-%m-%d"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1430,7 +1431,7 @@ def _write_orders(frame: pl.DataFrame, path: Path, malformed: list[int]) -> None
     if not malformed:
         write_csv_atomic(frame, path)
         return
-    lines = frame.write_csv(None, **_CSV_FORMATS).split("\n")
+    lines = frame.write_csv(None, **CSV_FORMATS).split("\n")
     for row in malformed:
         lines[row + 1] = ",".join(lines[row + 1].split(",")[:6])
     atomic_write_bytes(path, "\n".join(lines).encode("utf-8"))
@@ -1496,11 +1497,13 @@ def generate(
     bad_rows: bool = True,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    compress: bool = False,
 ) -> LandingReport:
     """Write the synthetic shop's 8 canonical tables and `_source.json` into `landing_dir`.
 
     Same seed and scale give byte-identical files. A folder that already holds this exact shop (same seed,
-    scale, bad_rows and generator version in its manifest) is left as it is unless `force`.
+    scale, bad_rows, compression and generator version in its manifest) is left as it is unless `force`.
+    `compress` writes `.csv.gz` files (about a fifth of the disk; the large shop needs it on a 60 GB disk).
     """
     landing = Path(landing_dir)
     name, sc = resolve_scale(scale)
@@ -1511,14 +1514,17 @@ def generate(
         "bad_rows": bad_rows,
         "generator_version": GENERATOR_VERSION,
     }
+    if compress:  # only when set, so folders written before the option existed still match
+        identity["landing_compression"] = "gzip"
     if not force:
         existing = read_manifest(landing)
         if (
             existing
             and existing.get("source") == SOURCE_NAME
             and all(existing.get(k) == v for k, v in identity.items())
-            and snapshot_file(landing, "products").exists()
-            and daily_file(landing, "orders", date.fromisoformat(existing["last_date"])).exists()
+            and existing.get("landing_compression") == identity.get("landing_compression")
+            and snapshot_file(landing, "products", compress).exists()
+            and daily_file(landing, "orders", date.fromisoformat(existing["last_date"]), compressed=compress).exists()
         ):
             if progress:
                 progress(
@@ -1537,7 +1543,7 @@ def generate(
     )
     report.tables = list(TABLES)
     for table, frame in (("products", shop.products), ("customers", shop.customers)):
-        write_csv_atomic(frame, snapshot_file(landing, table))
+        write_csv_atomic(frame, snapshot_file(landing, table, compress))
         report.rows_in[table] += frame.height
         report.rows_landed[table] += frame.height
     injected: Counter = Counter()
@@ -1554,7 +1560,7 @@ def generate(
             forced = {r for r, fd in forced_day.items() if d >= fd and injected[r] == 0}
             orders, malformed, counts = _inject_bad_rows(orders, shop.rng_bad, forced)
             injected.update(counts)
-        _write_orders(orders, daily_file(landing, "orders", day), malformed)
+        _write_orders(orders, daily_file(landing, "orders", day, compressed=compress), malformed)
         for table, frame in (
             ("orders", orders),
             ("inventory", frames.inventory),
@@ -1564,7 +1570,7 @@ def generate(
             ("reviews", frames.reviews),
         ):
             if table != "orders":
-                write_csv_atomic(frame, daily_file(landing, table, day))
+                write_csv_atomic(frame, daily_file(landing, table, day, compressed=compress))
             report.rows_in[table] += frame.height
             report.rows_landed[table] += frame.height
         if progress and ((d + 1) % tick == 0 or d + 1 == sc.days):
@@ -1614,8 +1620,8 @@ REALISM_AIMS: dict[str, tuple[float, float, str]] = {
 def _scan(landing: Path, table: str) -> pl.LazyFrame:
     """All landed files of a table as text columns (bad rows included; a short line pads with nulls)."""
     spec = TABLES[table]
-    pattern = snapshot_file(landing, table) if not spec.is_daily else landing / table / f"{table}_*.csv"
-    return pl.scan_csv(str(pattern), infer_schema=False, truncate_ragged_lines=True)
+    pattern = csv_file(landing / table, table) if not spec.is_daily else csv_files(landing / table, f"{table}_*")
+    return pl.scan_csv(pattern, infer_schema=False, truncate_ragged_lines=True)
 
 
 def _num(col: str, dtype: pl.DataType = pl.Float64) -> pl.Expr:
@@ -1822,6 +1828,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="regenerate even if the folder holds this shop")
     parser.add_argument("--no-bad-rows", action="store_true", help="do not inject bad order lines")
     parser.add_argument("--no-report", action="store_true", help="skip the realism report")
+    parser.add_argument(
+        "--compress", action="store_true", help="write gzip-compressed .csv.gz files (about a fifth of the disk)"
+    )
     args = parser.parse_args(argv)
     landing = args.landing or get_settings().landing_dir
     started = time.perf_counter()
@@ -1833,6 +1842,7 @@ def main(argv: list[str] | None = None) -> int:
         bad_rows=not args.no_bad_rows,
         force=args.force,
         progress=lambda msg: print(msg, flush=True),
+        compress=args.compress,
     )
     print(f"done in {time.perf_counter() - started:.1f} s; {report.first_date} .. {report.last_date}")
     for table in TABLES:
