@@ -644,6 +644,8 @@ class SizeRun:
         from pipelines.sources.base import read_manifest
 
         self.landing_manifest = read_manifest(self.work / "landing") or {}
+        if self.landing_manifest.get("first_date"):  # the daily partitions start with the shop
+            self.env["SHOPLENS_START_DATE"] = self.landing_manifest["first_date"]
         stage.rows_out = sum(self.landing_manifest.get("rows_landed", {}).values()) or None
         if "not regenerated" in Path(stage.detail["log"]).read_text(errors="replace"):
             stage.notes = "landing reused (same seed and scale)"

@@ -159,6 +159,8 @@ def test_scale_knob_changes_sizes(tmp_path: Path) -> None:
     assert few.extra["scale"] == "custom" and few.extra["scale_params"]["skus"] == 10
     sizes = [SCALES[s] for s in ("tiny", "small", "medium", "large")]
     assert all(a.customers < b.customers and a.skus < b.skus for a, b in zip(sizes, sizes[1:], strict=False))
+    # Every preset ends in the past: ingestion quarantines rows after today as future_timestamp.
+    assert all(sc.end_date < date.today() for sc in SCALES.values()), {n: sc.end_date for n, sc in SCALES.items()}
     with pytest.raises(ValueError, match="unknown scale"):
         generate(tmp_path / "x", "huge")
 

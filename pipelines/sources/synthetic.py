@@ -103,7 +103,11 @@ SCALES: dict[str, Scale] = {
     "tiny": Scale(customers=300, skus=25, days=120, warehouses=2, competitors=2),
     "small": Scale(customers=4_000, skus=150, days=730, warehouses=3, competitors=3),
     "medium": Scale(customers=100_000, skus=2_000, days=730, warehouses=4, competitors=3),
-    "large": Scale(customers=1_000_000, skus=20_000, days=1_095, warehouses=5, competitors=3),
+    # Three years ending 2025-12-31: a shop must end before today, or ingestion quarantines its last days
+    # as future_timestamp (from 2024-01-01 it would run to 2026-12-30).
+    "large": Scale(
+        customers=1_000_000, skus=20_000, days=1_095, start_date=date(2023, 1, 1), warehouses=5, competitors=3
+    ),
 }
 
 
@@ -1532,6 +1536,11 @@ def generate(
                 )
             return _report_from_manifest(existing)
     started = time.perf_counter()
+    if progress and sc.end_date >= date.today():
+        progress(
+            f"note: the shop runs to {sc.end_date}, today or later: ingestion quarantines rows after today "
+            "as future_timestamp (choose a Scale with an earlier start_date)"
+        )
     _clear_landing(landing)
     landing.mkdir(parents=True, exist_ok=True)
     shop = _Shop(sc, seed)
