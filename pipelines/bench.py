@@ -71,6 +71,11 @@ GOALS: dict[str, dict[str, float]] = {
 DISK_NEED_GB = {"tiny": 0.5, "small": 2.0, "medium": 8.0, "large": 45.0}
 LANDING_SHARE = {"tiny": 0.5, "small": 0.5, "medium": 0.45, "large": 0.25}
 COMPRESSED_LANDING = {"large"}
+# DuckDB memory_limit for dbt (SHOPLENS_DBT_MEMORY_LIMIT; profiles.yml defaults to 3GB). At large, a full
+# build of fct_order_lines (48 M lines) beside the uniqueness test over 339 M traffic events (dbt runs two
+# nodes at a time) ran out of memory at 3GB ("failed to pin block"): not every DuckDB operator spills.
+DBT_MEMORY_LIMIT = {"large": "8GB"}
+INGEST_STAGE_FILE = "ingest_stage.json"
 
 
 def disk_shortfall(size: str, work: Path) -> str | None:
@@ -518,9 +523,13 @@ class SizeRun:
         baselines: bool,
         log: Any = print,
         ingest_memory_limit: str | None = None,
+        dbt_memory_limit: str | None = None,
+        reuse_ingest: bool = False,
     ) -> None:
         self.size, self.work, self.seed, self.baselines, self.log = size, work, seed, baselines, log
         self.ingest_memory_limit = ingest_memory_limit
+        self.dbt_memory_limit = dbt_memory_limit or DBT_MEMORY_LIMIT.get(size)
+        self.reuse_ingest = reuse_ingest
         self.stages: list[Stage] = []
         self.landing_manifest: dict[str, Any] = {}
         self.env = {
@@ -530,6 +539,8 @@ class SizeRun:
             "SHOPLENS_WAREHOUSE": str(work / "warehouse" / "shoplens.duckdb"),
             "PYTHONUNBUFFERED": "1",
         }
+        if self.dbt_memory_limit:
+            self.env["SHOPLENS_DBT_MEMORY_LIMIT"] = self.dbt_memory_limit
         self.logs = work / "logs"
         self.results = work / "results"
 
@@ -651,7 +662,33 @@ class SizeRun:
             stage.notes = "landing reused (same seed and scale)"
         self._done(stage)
 
+    def _reused_ingest(self) -> Stage | None:
+        """The ingest stage measured by an earlier run whose raw layer is still there, for --reuse-ingest.
+
+        Only when that run ingested exactly the rows the landing manifest now reports (same shop)."""
+        saved = self.results / INGEST_STAGE_FILE
+        if not (saved.exists() and (self.work / "raw").is_dir()):
+            return None
+        data = json.loads(saved.read_text())
+        if data.get("status") != "ok" or data.get("rows_in") != sum(
+            self.landing_manifest.get("rows_landed", {}).values()
+        ):
+            return None
+        stage = Stage(**data)
+        stage.notes = f"{stage.notes}; measured by the run of {data['detail'].get('run_at', '?')}, raw reused"
+        return stage
+
     def ingest(self) -> None:
+        if self.reuse_ingest:
+            reused = self._reused_ingest()
+            if reused is None:
+                self.log(f"[{self.size}] --reuse-ingest: no earlier ingest of this landing here; ingesting")
+            else:
+                for folder in ("warehouse", "exports", "reports", "models"):
+                    shutil.rmtree(self.work / folder, ignore_errors=True)
+                self.stages.append(reused)
+                self._done(reused)
+                return
         # A fresh raw layer, so every run ingests the same thing from nothing (and trains a new model).
         for folder in ("raw", "warehouse", "exports", "reports", "models"):
             shutil.rmtree(self.work / folder, ignore_errors=True)
@@ -677,6 +714,9 @@ class SizeRun:
                 if n
             )
             stage.detail["duckdb_memory_limit"] = self.ingest_memory_limit
+        if stage.status == "ok":
+            stage.detail["run_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
+            (self.results / INGEST_STAGE_FILE).write_text(json.dumps(asdict(stage), default=str))
         self._done(stage)
 
     def plain_and_dbt_cli(self) -> None:
@@ -799,6 +839,9 @@ class SizeRun:
             out = self.results / f"dagster_{name.replace(' ', '_')}.json"
             stage, payload = self._stage(name, "pipeline", self._child("dagster", out, keys), out=out)
             self._describe_dagster(stage, payload, keys)
+            if name == DBT_STAGE and self.dbt_memory_limit:
+                stage.notes = f"dbt memory_limit={self.dbt_memory_limit}; {stage.notes}"
+                stage.detail["dbt_memory_limit"] = self.dbt_memory_limit
             self._done(stage)
 
     def nightly(self) -> None:
@@ -1132,6 +1175,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SIZE",
         help="cap DuckDB's memory in the ingest stage, e.g. 2GB (default: DuckDB's 80%% of RAM)",
     )
+    parser.add_argument(
+        "--dbt-memory-limit",
+        default=None,
+        metavar="SIZE",
+        help="DuckDB memory_limit for dbt (SHOPLENS_DBT_MEMORY_LIMIT); default 3GB, 8GB at large",
+    )
+    parser.add_argument(
+        "--reuse-ingest",
+        action="store_true",
+        help="keep the raw layer of an earlier run of the same landing and report that run's ingest "
+        "figures (for re-measuring the later stages of a long size)",
+    )
     args = parser.parse_args(argv)
     sizes = [s for part in args.sizes for s in part.replace(",", " ").split()]
     unknown = [s for s in sizes if s not in SIZES]
@@ -1162,6 +1217,8 @@ def main(argv: list[str] | None = None) -> int:
             not args.no_baselines,
             log=lambda m: print(m, flush=True),
             ingest_memory_limit=args.ingest_memory_limit,
+            dbt_memory_limit=args.dbt_memory_limit,
+            reuse_ingest=args.reuse_ingest,
         ).run()
         run["sizes"].append(result)
         # Written after every size, so a long run leaves its results even if a later size is stopped.

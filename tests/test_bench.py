@@ -322,3 +322,24 @@ def test_a_size_that_does_not_fit_on_the_disk_is_refused_with_the_fix(tmp_path: 
     assert bench.disk_shortfall("large", tmp_path / "large") is None
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(100e9, 80e9, 20e9))
     assert "large needs about 34 GB free" in bench.disk_shortfall("large", tmp_path / "large")
+
+
+def test_reuse_ingest_takes_an_earlier_ingest_of_the_same_landing_only(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    work = tmp_path / "large"
+    run = bench.SizeRun("large", work, 42, False, log=lambda _m: None, reuse_ingest=True)
+    assert run.env["SHOPLENS_DBT_MEMORY_LIMIT"] == "8GB"  # the size's dbt limit
+    assert "SHOPLENS_DBT_MEMORY_LIMIT" not in bench.SizeRun("medium", tmp_path / "m", 42, False).env
+    run.landing_manifest = {"rows_landed": {"orders": 60, "traffic": 40}}
+    assert run._reused_ingest() is None  # nothing saved yet
+    (work / "raw").mkdir(parents=True)
+    (work / "results").mkdir()
+    stage = bench.Stage(name="ingest", kind="pipeline", wall_s=750.9, rows_in=100, notes="3 rows quarantined")
+    stage.detail["run_at"] = "2026-11-26T23:20:03+00:00"
+    (work / "results" / bench.INGEST_STAGE_FILE).write_text(json.dumps(asdict(stage)))
+    reused = run._reused_ingest()
+    assert reused is not None and reused.wall_s == 750.9 and reused.kind == "pipeline"
+    assert "measured by the run of 2026-11-26T23:20:03+00:00, raw reused" in reused.notes
+    run.landing_manifest = {"rows_landed": {"orders": 61, "traffic": 40}}  # another shop: ingest again
+    assert run._reused_ingest() is None
