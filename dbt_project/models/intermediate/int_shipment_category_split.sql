@@ -3,7 +3,12 @@
   order's non-cancelled lines of each category (mass drives tonne-km), by units when the mass is unknown
   or zero, and wholly to 'unknown' when the order has no such lines. An order's revenue is spread
   evenly over its shipments so two parcels of one order do not count its revenue twice.
+
+  A table, unlike the other intermediate models: three data tests and three carbon marts read it, and as
+  a view each of them computed it again (at the large benchmark size those six took ~480 s of a nightly
+  dbt build; docs/benchmarks.md, "large").
 #}
+{{ config(materialized='table') }}
 with
 
 shipments as (
