@@ -83,6 +83,9 @@ def dbt_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "manifest": json.loads((target / "manifest.json").read_text()),
         "run_results": json.loads((target / "run_results.json").read_text()),
         "stdout": proc.stdout,
+        "target": target,
+        "env": env,
+        "work": work,
     }
 
 
@@ -279,3 +282,84 @@ def test_carbon_matches_hand_computation_from_raw(dbt_build: dict, wh: duckdb.Du
             + weight / 1000 * factors["last_mile_km_per_delivery"] * factors["last_mile_van"]
         )
         assert got[shipment_id] == pytest.approx(want, abs=1e-5), shipment_id
+
+
+def _compiled_test(target: Path, model_yml: str, prefix: str) -> str:
+    """The compiled SQL of the one generic test of `model_yml` whose file name starts with `prefix`."""
+    found = sorted((target / "compiled" / "shoplens" / "models").glob(f"**/{model_yml}/{prefix}*.sql"))
+    assert len(found) == 1, f"expected one compiled {prefix}* test of {model_yml}, found {found}"
+    return found[0].read_text()
+
+
+def test_unique_combination_test_reports_exactly_the_repeated_keys(dbt_build: dict) -> None:
+    """The DuckDB form (hash first, then the real values) finds the same duplicates as a plain GROUP BY."""
+    sql = _compiled_test(dbt_build["target"], "stg_raw__traffic.yml", "unique_combination_of_columns")
+    assert "hash(" in sql, "the DuckDB dispatch of unique_combination_of_columns was not used"
+    relation = '"warehouse"."build"."stg_raw__traffic"'
+    assert relation in sql
+    con = duckdb.connect()
+    con.execute(
+        """
+        create table events as select * from (values
+            ('s1', timestamp '2025-01-01 10:00', 'view', 'A'),
+            ('s1', timestamp '2025-01-01 10:00', 'view', 'A'),   -- a repeated key
+            ('s1', timestamp '2025-01-01 10:00', 'view', 'B'),
+            ('s2', timestamp '2025-01-01 10:00', 'cart', null),
+            ('s2', timestamp '2025-01-01 10:00', 'cart', null),  -- repeated with a null sku
+            ('s2', timestamp '2025-01-01 10:01', 'cart', null),
+            ('s3', timestamp '2025-01-02 09:00', 'purchase', 'C')
+        ) as t(session_id, event_ts, event_type, sku)
+        """
+    )
+    failures = con.execute(sql.replace(relation, "events")).fetchall()
+    plain = con.execute(
+        "select session_id, event_ts, event_type, sku, count(*) from events "
+        "group by all having count(*) > 1"
+    ).fetchall()
+    assert sorted(failures, key=str) == sorted(plain, key=str)
+    assert sorted((row[0], row[3], row[4]) for row in failures if row[3]) == [("s1", "A", 2)]
+    assert [(row[0], row[4]) for row in failures if row[3] is None] == [("s2", 2)]
+    con.execute("delete from events where rowid in (1, 4)")
+    assert con.execute(sql.replace(relation, "events")).fetchall() == []
+
+
+def test_nightly_window_narrows_only_the_tests_of_date_keyed_models(dbt_build: dict, tmp_path: Path) -> None:
+    """With min_date/max_date set, generic tests of models declaring test_window_column read the window;
+    mart tables rebuilt whole and runs without the vars are checked over every row."""
+    assert "partition_date between" not in _compiled_test(
+        dbt_build["target"], "stg_raw__traffic.yml", "not_null_stg_raw__traffic_session_id"
+    )
+    target = tmp_path / "target"
+    proc = subprocess.run(
+        [
+            str(DBT),
+            "compile",
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(tmp_path / "logs"),
+            "--no-use-colors",
+            "--select",
+            "test_type:generic,stg_raw__traffic test_type:generic,fct_order_lines test_type:generic,customer_rfm",
+            "--vars",
+            json.dumps({"min_date": "2024-03-01", "max_date": "2024-03-02"}),
+        ],
+        # its own (empty) warehouse file: the session's read-only connection holds the built one
+        env=dbt_build["env"] | {"SHOPLENS_WAREHOUSE": str(tmp_path / "compile.duckdb")},
+        cwd=dbt_build["work"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    window = "between cast('2024-03-01' as date) and cast('2024-03-02' as date)"
+    staged = _compiled_test(target, "stg_raw__traffic.yml", "not_null_stg_raw__traffic_session_id")
+    assert f"(partition_date {window})" in staged
+    assert f"(order_date {window})" in _compiled_test(target, "fct_order_lines.yml", "unique_fct_order_lines")
+    rfm = list((target / "compiled" / "shoplens" / "models").glob("**/customer_rfm.yml/*.sql"))
+    assert rfm, "no compiled tests of customer_rfm"
+    assert all("between cast(" not in path.read_text() for path in rfm)

@@ -26,7 +26,7 @@ from pipelines import incremental
 from pipelines.core.schemas import DAILY_TABLES
 from tests.conftest import DBT_DIR, TinyShop
 
-INCREMENTAL = ["fct_order_lines", "fct_sku_daily_demand", "traffic_funnel"]
+INCREMENTAL = ["fct_order_lines", "fct_sku_daily_demand", "traffic_funnel", "int_traffic_interest_daily"]
 
 
 # ------------------------------------------------------------------------------ planning rules (no dbt)

@@ -67,3 +67,44 @@ def test_failing_mart_keeps_the_last_good_version_served(
     )
     assert result.success
     assert _count(warehouse, "main.fct_order_lines") == served_before
+
+
+def test_intermediate_tables_stay_in_the_build_and_leftovers_leave_main(tmp_path: Path) -> None:
+    """Marts and views are published; an intermediate table is not copied, and an old copy is dropped."""
+    import json
+
+    from pipelines.assets.transform import publish, published_relations
+
+    def node(name: str, folder: str, materialized: str) -> dict:
+        return {
+            "resource_type": "model",
+            "name": name,
+            "fqn": ["shoplens", folder, name],
+            "config": {"materialized": materialized},
+            "depends_on": {"nodes": []},
+        }
+
+    manifest = tmp_path / "manifest.json"
+    nodes = {
+        "model.shoplens.int_orders": node("int_orders", "intermediate", "table"),
+        "model.shoplens.int_as_of_date": node("int_as_of_date", "intermediate", "view"),
+        "model.shoplens.customer_rfm": node("customer_rfm", "marts", "table"),
+    }
+    manifest.write_text(json.dumps({"nodes": nodes, "sources": {}, "parent_map": {}, "child_map": {}}))
+    relations = published_relations(manifest)
+    assert relations == [
+        ("customer_rfm", "table", True),
+        ("int_as_of_date", "view", True),
+        ("int_orders", "table", False),
+    ]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA build")
+    con.execute("CREATE TABLE build.int_orders AS SELECT 1 AS order_id")
+    con.execute("CREATE VIEW build.int_as_of_date AS SELECT DATE '2024-01-01' AS as_of_date")
+    con.execute("CREATE TABLE build.customer_rfm AS SELECT 'c1' AS customer_id")
+    con.execute("CREATE TABLE main.int_orders AS SELECT 0 AS order_id")  # published by an older version
+    counts = publish(con, relations)
+    assert counts == {"customer_rfm": 1}
+    published = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+    assert published == {"customer_rfm", "int_as_of_date"}
+    con.close()

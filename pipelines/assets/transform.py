@@ -203,7 +203,13 @@ dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=str(_DBT) 
 
 
 def published_relations(manifest_path: Path, missing_tables: list[str] | None = None) -> list[tuple[str, str, bool]]:
-    """(name, table|view, built) of every dbt model and seed; built is False downstream of a missing source."""
+    """(name, table|view, built) of every dbt model and seed; built is False downstream of a missing source.
+
+    Intermediate models stored as tables (int_orders, int_shipments, ...) are marked not built: they are
+    the build's own caches, which nothing outside dbt reads, and copying them would add to every publish
+    (tens of millions of rows at the large size); a copy left in `main` by an earlier version is dropped.
+    Intermediate views (int_as_of_date) are published like the others.
+    """
     manifest = json.loads(Path(manifest_path).read_text())
     skipped = models_needing_missing_tables(manifest_path, missing_tables or [])
     out = []
@@ -212,7 +218,9 @@ def published_relations(manifest_path: Path, missing_tables: list[str] | None = 
             continue
         materialized = node.get("config", {}).get("materialized", "table")
         name = node.get("alias") or node["name"]
-        out.append((name, "view" if materialized == "view" else "table", uid not in skipped))
+        kind = "view" if materialized == "view" else "table"
+        internal = kind == "table" and "intermediate" in node.get("fqn", [])[1:2]
+        out.append((name, kind, uid not in skipped and not internal))
     return sorted(out)
 
 

@@ -1,7 +1,11 @@
 {#
   One row per review or survey answer, classified (score_kind, bucket) and placed on the dimensions
   the NPS marts split by: month, category, region, carrier, delivery outcome of the order.
+
+  A table, not a view: the three NPS marts (one of them a union of three aggregates over it) and five data
+  tests read it, and as a view each of them joined the reviews to orders and shipments again.
 #}
+{{ config(materialized='table') }}
 with
 
 reviews as (

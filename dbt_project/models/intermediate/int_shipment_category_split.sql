@@ -4,7 +4,7 @@
   or zero, and wholly to 'unknown' when the order has no such lines. An order's revenue is spread
   evenly over its shipments so two parcels of one order do not count its revenue twice.
 
-  A table, unlike the other intermediate models: three data tests and three carbon marts read it, and as
+  A table (like int_orders, int_shipments and int_review_scores): three data tests and three carbon marts read it, and as
   a view each of them computed it again (at the large benchmark size those six took ~480 s of a nightly
   dbt build; docs/benchmarks.md, "large").
 #}

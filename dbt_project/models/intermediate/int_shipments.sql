@@ -1,3 +1,8 @@
+{#
+  One row per shipment with its order's customer, delivery outcome and delay.
+  A table, not a view: five marts, int_review_scores and its own tests read it (docs/benchmarks.md, "large").
+#}
+{{ config(materialized='table') }}
 with
 
 shipments as (

@@ -1,30 +1,29 @@
-{# Product interest by hour of day (shop local time) and category: event counts and step rates. #}
+{#
+  Product interest by hour of day (shop local time) and category: event counts and step rates, summed
+  over the days of int_traffic_interest_daily (incremental, so a nightly run reads one day of events).
+  `sessions` counts a session once per day it touched the category in that hour: the same as a distinct
+  count over the whole history unless one session has events in the same hour on two days, which needs a
+  session longer than 23 hours (30 minutes of inactivity end one; see traffic_funnel).
+#}
 with
 
-events as (
+daily as (
 
-    select * from {{ ref('stg_raw__traffic') }} where sku is not null
-
-),
-
-products as (
-
-    select sku, category from {{ ref('stg_raw__products') }}
+    select * from {{ ref('int_traffic_interest_daily') }}
 
 ),
 
 hourly as (
 
     select
-        cast(extract(hour from events.event_ts) as integer) as hour_of_day,
-        coalesce(products.category, 'unknown') as category,
-        count(distinct events.session_id) as sessions,
-        cast(sum(case when events.event_type = 'view' then 1 else 0 end) as {{ dbt.type_bigint() }}) as views,
-        cast(sum(case when events.event_type = 'cart' then 1 else 0 end) as {{ dbt.type_bigint() }}) as carts,
-        cast(sum(case when events.event_type = 'purchase' then 1 else 0 end) as {{ dbt.type_bigint() }}) as purchases
-    from events
-    left join products on events.sku = products.sku
-    group by cast(extract(hour from events.event_ts) as integer), coalesce(products.category, 'unknown')
+        hour_of_day,
+        category,
+        cast(sum(sessions) as {{ dbt.type_bigint() }}) as sessions,
+        cast(sum(views) as {{ dbt.type_bigint() }}) as views,
+        cast(sum(carts) as {{ dbt.type_bigint() }}) as carts,
+        cast(sum(purchases) as {{ dbt.type_bigint() }}) as purchases
+    from daily
+    group by hour_of_day, category
 
 )
 
