@@ -48,6 +48,8 @@ WEEKLY_ONLY = {
     "forecast_backtest.parquet",
     "decisions.replenishment_simulation",
     "replenishment_simulation.parquet",
+    "decisions.clv_calibration",
+    "clv_calibration.parquet",
 }
 
 

@@ -62,7 +62,7 @@ def test_nightly_only_predicts_and_the_weekly_review_retrains() -> None:
         return {k.to_user_string() for k in selection}
 
     nightly, weekly = keys("nightly_shop_refresh"), keys("weekly_model_review")
-    fits = {"decisions/forecast_backtest", "decisions/replenishment_simulation"}
+    fits = {"decisions/forecast_backtest", "decisions/replenishment_simulation", "decisions/clv_calibration"}
     assert not fits & nightly and fits <= weekly
     assert {"decisions/demand_model", "decisions/demand_forecast", "reports/decision_report"} <= nightly
     assert "decisions/demand_model" in weekly and "decisions/demand_forecast" not in weekly

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.backtest import backtest, goal_report, wide
+from models.backtest import backtest, goal_report, sample_series, wide
 from models.forecasting import (
     MODEL_GLOBAL,
     MODEL_MA,
@@ -280,3 +280,26 @@ def test_saved_model_serves_new_skus_and_refuses_stale_origins(shop, tmp_path: P
     (tmp_path / "junk.joblib").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="junk.joblib.*retrain"):
         load_model(tmp_path / "junk.joblib")
+
+
+def test_backtest_sample_keeps_category_shares_and_is_repeatable() -> None:
+    days = pl.date_range(dt.date(2024, 1, 1), dt.date(2024, 1, 3), eager=True)
+    sizes = {"home": 600, "toys": 300, "books": 97}
+    skus = pl.DataFrame(
+        {
+            "sku": [f"{cat}-{i:04d}" for cat, n in sizes.items() for i in range(n)],
+            "category": [cat for cat, n in sizes.items() for _ in range(n)],
+        }
+    )
+    demand = skus.join(pl.DataFrame({"date": days}), how="cross").with_columns(pl.lit(1.0).alias("units"))
+    sample = sample_series(demand, 100, seed=3)
+    per_category = dict(sample.group_by("category").agg(pl.col("sku").n_unique()).iter_rows())
+    assert sum(per_category.values()) == 100
+    assert per_category == {"home": 60, "toys": 30, "books": 10}  # 60.2, 30.1, 9.7: largest remainder
+    assert sample.group_by("sku").len()["len"].unique().to_list() == [3]  # whole series, every day kept
+    again = sample_series(demand.sample(fraction=1.0, shuffle=True, seed=9), 100, seed=3)
+    assert sorted(again["sku"].unique().to_list()) == sorted(sample["sku"].unique().to_list())
+    other = sample_series(demand, 100, seed=4)
+    assert set(other["sku"].unique().to_list()) != set(sample["sku"].unique().to_list())
+    assert sample_series(demand, 5000).height == demand.height
+    assert sample_series(demand, 0).height == demand.height

@@ -195,7 +195,11 @@ def product_selection(context: dg.AssetExecutionContext) -> dg.MaterializeResult
             return _skipped(context, "no daily demand mart for this source")
         demand = load_demand(con)
         products = _products(con)
-        lines = con.sql("SELECT sku, quantity, status FROM main.fct_order_lines").pl()
+        # Summed per SKU and status in DuckDB: the return rate needs only these sums, and the line fact
+        # (48.7 M rows at the large benchmark size) never has to fit in a frame.
+        lines = con.sql(
+            "SELECT sku, status, sum(quantity)::BIGINT AS quantity FROM main.fct_order_lines GROUP BY sku, status"
+        ).pl()
         reviews = (
             con.sql(
                 "SELECT sku, score, scale, review_text AS text FROM main.stg_raw__reviews WHERE sku IS NOT NULL"
@@ -203,10 +207,14 @@ def product_selection(context: dg.AssetExecutionContext) -> dg.MaterializeResult
             if not needs_marts(con, ["stg_raw__reviews"])
             else None
         )
+        # Only the last competitor_window_days before the as-of day count (models/selection.py); the rest
+        # of the history (27 M prices at the large size) stays in DuckDB.
+        since = demand["date"].max() - timedelta(days=sel.DEFAULT_CONFIG["competitor_window_days"])
         competitor = (
             con.sql(
                 "SELECT price_date AS date, sku, competitor, competitor_price::DOUBLE AS price "
-                "FROM main.stg_raw__competitor_prices"
+                "FROM main.stg_raw__competitor_prices WHERE price_date > ?",
+                params=[since],
             ).pl()
             if not needs_marts(con, ["stg_raw__competitor_prices"])
             else None

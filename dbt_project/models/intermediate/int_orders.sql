@@ -14,15 +14,6 @@ lines as (
 
 ),
 
-ranked as (
-
-    select
-        lines.*,
-        row_number() over (partition by order_id order by line_amount desc, line_no) as value_rank
-    from lines
-
-),
-
 orders as (
 
     select
@@ -39,8 +30,10 @@ orders as (
         cast(sum(demand_units) as {{ dbt.type_bigint() }}) as units,
         sum(case when is_cancelled then 0 else line_amount end) as gross_revenue,
         sum(net_revenue) as net_revenue,
-        max(case when value_rank = 1 then category end) as main_category
-    from ranked
+        -- the category of the order's most valuable line (ties: the lowest line_no; unknown amounts last)
+        {{ shoplens.arg_max_by('category', ['line_amount is not null', 'coalesce(line_amount, 0)', '-line_no']) }}
+            as main_category
+    from lines
     group by order_id
 
 )
