@@ -26,7 +26,14 @@ from pipelines import incremental
 from pipelines.core.schemas import DAILY_TABLES
 from tests.conftest import DBT_DIR, TinyShop
 
-INCREMENTAL = ["fct_order_lines", "fct_sku_daily_demand", "traffic_funnel", "int_traffic_interest_daily"]
+INCREMENTAL = [
+    "fct_order_lines",
+    "fct_sku_daily_demand",
+    "traffic_funnel",
+    "int_traffic_interest_daily",
+    "int_orders",
+    "int_shipment_category_split",
+]
 
 
 # ------------------------------------------------------------------------------ planning rules (no dbt)
