@@ -35,6 +35,15 @@ def adjusted_wald_nps(n: int, promoters: int, detractors: int) -> tuple[float, f
     return 100 * (promoters - detractors) / n, lower, upper
 
 
+def _dbt(command: str, *args: str, target: Path, work: Path, env: dict, timeout: int = 600):
+    """Run a dbt command on the project with its own target and log folders under `work`."""
+    return subprocess.run(
+        [str(DBT), command, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
+         "--target-path", str(target), "--log-path", str(work / "logs"), "--no-use-colors", *args],
+        env=env, cwd=work, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def dbt_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Write the tiny raw set, run `dbt build` once, return paths and the run results."""
@@ -53,26 +62,7 @@ def dbt_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     target = work / "target"
-    proc = subprocess.run(
-        [
-            str(DBT),
-            "build",
-            "--project-dir",
-            str(DBT_DIR),
-            "--profiles-dir",
-            str(DBT_DIR),
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(work / "logs"),
-            "--no-use-colors",
-        ],
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _dbt("build", target=target, work=work, env=env)
     if proc.returncode != 0:
         pytest.fail(
             f"dbt build failed (exit {proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
@@ -330,29 +320,16 @@ def test_nightly_window_narrows_only_the_tests_of_date_keyed_models(dbt_build: d
         dbt_build["target"], "stg_raw__traffic.yml", "not_null_stg_raw__traffic_session_id"
     )
     target = tmp_path / "target"
-    proc = subprocess.run(
-        [
-            str(DBT),
-            "compile",
-            "--project-dir",
-            str(DBT_DIR),
-            "--profiles-dir",
-            str(DBT_DIR),
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(tmp_path / "logs"),
-            "--no-use-colors",
-            "--select",
-            "test_type:generic,stg_raw__traffic test_type:generic,fct_order_lines test_type:generic,customer_rfm",
-            "--vars",
-            json.dumps({"min_date": "2024-03-01", "max_date": "2024-03-02"}),
-        ],
+    proc = _dbt(
+        "compile",
+        "--select",
+        "test_type:generic,stg_raw__traffic test_type:generic,fct_order_lines test_type:generic,customer_rfm",
+        "--vars",
+        json.dumps({"min_date": "2024-03-01", "max_date": "2024-03-02"}),
+        target=target,
+        work=tmp_path,
         # its own (empty) warehouse file: the session's read-only connection holds the built one
         env=dbt_build["env"] | {"SHOPLENS_WAREHOUSE": str(tmp_path / "compile.duckdb")},
-        cwd=dbt_build["work"],
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
