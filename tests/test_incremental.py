@@ -33,6 +33,12 @@ INCREMENTAL = [
     "int_traffic_interest_daily",
     "int_orders",
     "int_shipment_category_split",
+    "int_shipments",
+    "carbon_per_shipment",
+    "carbon_per_order",
+    "carbon_monthly",
+    "int_review_facts",
+    "fct_daily_sales",
 ]
 
 
@@ -191,13 +197,14 @@ def _full_build(work: Path, label: str) -> Path:
     reference.unlink(missing_ok=True)
     models = " ".join(f"+{m}" for m in INCREMENTAL)
     env = os.environ | {"SHOPLENS_WAREHOUSE": str(reference), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "run", "--full-refresh", "--select", *models.split(),
-         "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target-path", str(work / "target"),
-         "--log-path", str(work / "logs"), "--no-use-colors"],
-        env=env, cwd=work, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"full reference build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    for command in ("seed", "run"):  # the carbon models read a seed (emission_factors)
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "dbt"), command, "--full-refresh", "--select", *models.split(),
+             "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target-path", str(work / "target"),
+             "--log-path", str(work / "logs"), "--no-use-colors"],
+            env=env, cwd=work, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"full reference {command} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
     return reference
 
 
@@ -209,6 +216,33 @@ def _assert_equals_full_build(warehouse: Path, reference: Path, label: str) -> N
             "SELECT count(*) - count(DISTINCT order_line_id) FROM build.fct_order_lines"
         ).fetchall()
     assert dupes[0][0] == 0, f"after {label}: {dupes[0][0]} duplicated order lines"
+
+
+def _publish_and_compare(warehouse: Path, label: str) -> dict[str, str]:
+    """Publish the build (as the published_warehouse asset does) and check the serving copies of the
+    incremental marts equal the build's rows; returns how each was published (by window or copied)."""
+    from pipelines.assets.transform import (
+        dbt_project,
+        publish,
+        published_relations,
+        window_columns,
+    )
+
+    windows = window_columns(Path(dbt_project.manifest_path))
+    relations = published_relations(Path(dbt_project.manifest_path))
+    served = {name for name, kind, built in relations if built and kind == "table"}
+    lines: list[str] = []
+    with duckdb.connect(str(warehouse)) as con:
+        publish(con, relations, log=lines.append, windows=windows)
+        assert con.sql("SELECT count(*) FROM build._shoplens_changes").fetchall()[0][0] == 0
+        for model in sorted(set(windows) & set(INCREMENTAL) & served):
+            differs = con.sql(
+                f"SELECT count(*) FROM (SELECT * FROM main.{model} EXCEPT ALL SELECT * FROM build.{model}) "
+                f"UNION ALL SELECT count(*) FROM (SELECT * FROM build.{model} EXCEPT ALL SELECT * FROM main.{model})"
+            ).fetchall()
+            assert differs == [(0,), (0,)], f"after {label}, main.{model} differs from the build: {differs}"
+    by_window = [line for line in lines if line.startswith("published by window")]
+    return {"log": " ".join(by_window)}
 
 
 def _move_days(raw: Path, days: list[str], to: Path) -> None:
@@ -266,6 +300,9 @@ def test_incremental_days_equal_a_full_rebuild(
     logs = _build(warehouse, monkeypatch, d2)
     assert any(f"incremental: days {d2} .. {d0}" in m for m in logs), logs
     _assert_equals_full_build(warehouse, _full_build(tmp_path, "d2"), f"the run for {d2}")
+    # Publishing copies only the changed days of the incremental marts, and main equals the build after.
+    published = _publish_and_compare(warehouse, f"the run for {d2}")
+    assert "fct_order_lines" in published["log"] and "carbon_per_order" in published["log"], published
 
     # D-1 arrives, with an event after midnight of a session that started on D-2 (which changes D-2's
     # funnel row: only the one-day lookback rebuilds it); then D arrives. Then the same night runs again.
@@ -278,6 +315,7 @@ def test_incremental_days_equal_a_full_rebuild(
     assert any(f"incremental: days {d0} .. {d0}" in m for m in logs), logs
     reference = _full_build(tmp_path, "d0")
     _assert_equals_full_build(warehouse, reference, f"the runs for {d1} and {d0}")
+    _publish_and_compare(warehouse, f"the runs for {d1} and {d0}")
     logs = _build(warehouse, monkeypatch, d0)
     assert any(f"incremental: days {d0} .. {d0}" in m for m in logs), logs
     _assert_equals_full_build(warehouse, reference, f"a second run for {d0}")
@@ -289,3 +327,4 @@ def test_incremental_days_equal_a_full_rebuild(
     logs = _build(warehouse, monkeypatch, d0)
     assert any(f"incremental: days {days[-10]} .. {d0}" in m for m in logs), logs
     _assert_equals_full_build(warehouse, _full_build(tmp_path, "corrected"), "an old day was corrected")
+    _publish_and_compare(warehouse, "an old day was corrected")

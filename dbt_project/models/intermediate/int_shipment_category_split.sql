@@ -8,8 +8,8 @@
   read it, and as a view each of them computed it again (docs/benchmarks.md, "large").
 
   Incremental on DuckDB (DECISIONLOG.md, "Incremental facts"): a run rebuilds every shipment of the orders
-  with a shipment shipped in the window (a new parcel changes its order's older parcels' revenue share;
-  changed order lines lie on the order's day, which the window includes, and ship on or after it). The
+  with a shipment shipped in the window (a new parcel changes its order's older parcels' revenue share)
+  or placed in the window (changed lines change every parcel's split, shipped on any later day). The
   date_window strategy drops the window's old rows and every old row of a rebuilt shipment (unique_key
   shipment_id: a shipment has one row per category, and a category may be gone).
 #}
@@ -27,10 +27,7 @@ with
 {%- if is_incremental() %}
 rebuilt_orders as (
 
-    -- partition_date (= the shipping day) is a stored Parquet column: the filter skips the other days' files
-    select distinct order_id from {{ ref('stg_raw__shipments') }}
-    where {{ shoplens.in_window('partition_date') }}
-      and {{ shoplens.in_window('cast(shipped_ts as date)') }}
+    {{ shoplens.changed_orders(ref('stg_raw__shipments'), shoplens.raw_shipped_in_window(), ref('fct_order_lines')) }}
 
 ),
 {%- endif %}

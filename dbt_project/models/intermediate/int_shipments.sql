@@ -1,13 +1,31 @@
 {#
   One row per shipment with its order's customer, delivery outcome and delay.
   A table, not a view: five marts, int_review_scores and its own tests read it (docs/benchmarks.md, "large").
+
+  Incremental on DuckDB (DECISIONLOG.md, "Incremental facts"): a run rebuilds the shipments shipped in the
+  window and every shipment of an order placed in the window (its customer comes from the order's lines,
+  which lie on the order's day; the parcels ship on that day or later).
 #}
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized=shoplens.incremental_on_duckdb(),
+        incremental_strategy='date_window',
+        window_column='shipped_date',
+        unique_key='shipment_id',
+        on_schema_change='fail',
+    )
+}}
 with
 
 shipments as (
 
     select * from {{ ref('stg_raw__shipments') }}
+    {%- if is_incremental() %}
+    where {{ shoplens.raw_shipped_in_window() }}
+       or order_id in (
+           {{ shoplens.changed_orders(ref('stg_raw__shipments'), shoplens.raw_shipped_in_window(), ref('int_orders')) }}
+       )
+    {%- endif %}
 
 ),
 

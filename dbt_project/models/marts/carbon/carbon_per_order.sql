@@ -1,9 +1,28 @@
-{# kg CO2e per order: its shipments summed, with the order's net revenue for intensity. #}
+{#
+  kg CO2e per order: its shipments summed, with the order's net revenue for intensity.
+
+  Incremental on DuckDB (DECISIONLOG.md, "Incremental facts"): a run rebuilds the orders with a shipment
+  shipped in the window (a new parcel of an older order changes that order's row) and the orders placed
+  in the window. One case it does not catch: an order placed before the window whose every shipment was
+  withdrawn by a correction keeps its old row until the next full build.
+#}
+{{
+    config(
+        materialized=shoplens.incremental_on_duckdb(),
+        incremental_strategy='date_window',
+        window_column='order_date',
+        unique_key='order_id',
+        on_schema_change='fail',
+    )
+}}
 with
 
 shipments as (
 
     select * from {{ ref('carbon_per_shipment') }}
+    {%- if is_incremental() %}
+    where order_id in ({{ shoplens.changed_orders(ref('carbon_per_shipment'), shoplens.in_window('shipped_date'), ref('int_orders')) }})
+    {%- endif %}
 
 ),
 

@@ -5,12 +5,30 @@
     handling   = warehouse handling factor (per shipment, a documented assumption)
     last_mile  = weight_kg / 1000 x last_mile_km_per_delivery x factor(diesel van)  [t x km x kg/tkm]
   Unknown packaging or packaging mass counts 0 (flagged), an unknown mode fails the not_null test.
+
+  Incremental on DuckDB (DECISIONLOG.md, "Incremental facts"): a run rebuilds the rows int_shipments
+  rebuilt, the shipments shipped in the window and those of orders placed in it. A change of the
+  emission factors (a seed) changes the code fingerprint, so the next build is a full one.
 #}
+{{
+    config(
+        materialized=shoplens.incremental_on_duckdb(),
+        incremental_strategy='date_window',
+        window_column='shipped_date',
+        unique_key='shipment_id',
+        on_schema_change='fail',
+    )
+}}
+-- depends_on: {{ ref('int_orders') }}
 with
 
 shipments as (
 
     select * from {{ ref('int_shipments') }}
+    {%- if is_incremental() %}
+    where {{ shoplens.in_window('shipped_date') }}
+       or order_id in ({{ shoplens.changed_orders(ref('int_shipments'), shoplens.in_window('shipped_date'), ref('int_orders')) }})
+    {%- endif %}
 
 ),
 

@@ -1,4 +1,26 @@
-{# Shop-wide sales per day, zero-filled from the first to the last order date. #}
+{#
+  Shop-wide sales per day, zero-filled from the first to the last order date.
+
+  Incremental on DuckDB (DECISIONLOG.md, "Incremental facts"): a day's row depends on that day's lines
+  only (its distinct orders and customers too), plus the date range. A run rebuilds the window's days and
+  the days the table does not hold yet (the range grew); the post-hook drops days that left the range.
+#}
+{{
+    config(
+        materialized=shoplens.incremental_on_duckdb(),
+        incremental_strategy='date_window',
+        window_column='date',
+        unique_key='date',
+        on_schema_change='fail',
+        post_hook="{{ shoplens.trim_to_order_dates() }}",
+    )
+}}
+{%- set rebuilt_day -%}
+    ({{ shoplens.in_window('DAY') }}
+     or (select built_first from built) is null
+     or DAY < (select built_first from built)
+     or DAY > (select built_last from built))
+{%- endset -%}
 with
 
 lines as (
@@ -19,6 +41,16 @@ spine as (
 
 ),
 
+{% if is_incremental() -%}
+built as (
+
+    select min({{ adapter.quote('date') }}) as built_first, max({{ adapter.quote('date') }}) as built_last
+    from {{ this }}
+
+),
+
+{% endif -%}
+
 daily as (
 
     select
@@ -31,6 +63,9 @@ daily as (
         sum(net_revenue) as net_revenue,
         cast(sum(case when is_cancelled then 1 else 0 end) as {{ dbt.type_bigint() }}) as cancelled_lines
     from lines
+    {% if is_incremental() -%}
+    where {{ rebuilt_day | replace('DAY', 'order_date') }}
+    {%- endif %}
     group by order_date
 
 ),
@@ -49,6 +84,9 @@ final as (
         round({{ shoplens.safe_divide('daily.net_revenue', 'daily.orders') }}, 2) as average_order_value
     from spine
     left join daily on spine.date_day = daily.order_date
+    {% if is_incremental() -%}
+    where {{ rebuilt_day | replace('DAY', 'spine.date_day') }}
+    {%- endif %}
 
 )
 

@@ -17,7 +17,7 @@
         window_column='date',
         unique_key=['sku', 'date'],
         on_schema_change='fail',
-        post_hook="{{ shoplens.trim_demand_to_order_dates() }}",
+        post_hook="{{ shoplens.trim_to_order_dates() }}",
     )
 }}
 {#- Incremental runs: a day is rebuilt when it is in the window or outside the days the table holds. -#}
