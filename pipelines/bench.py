@@ -79,13 +79,17 @@ INGEST_STAGE_FILE = "ingest_stage.json"
 
 
 def disk_shortfall(size: str, work: Path) -> str | None:
-    """Why `size` cannot run in `work` for lack of disk, or None. Reused landing files count as present."""
+    """Why `size` cannot run in `work` for lack of disk, or None. Reused landing files count as present,
+    and so do a raw layer and a warehouse an earlier run left (`--reuse-ingest` keeps the one, the build
+    rewrites the other in place)."""
     import shutil as _sh
 
     need = DISK_NEED_GB.get(size, 0.0)
     landing = work / "landing"
     if (landing / "_source.json").exists():
         need *= 1 - LANDING_SHARE.get(size, 0.0)
+    present = sum(f.stat().st_size for sub in ("raw", "warehouse") for f in (work / sub).rglob("*") if f.is_file())
+    need = max(need - present / 1e9, 0.0)
     probe = work
     while not probe.exists():
         probe = probe.parent

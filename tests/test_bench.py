@@ -322,6 +322,11 @@ def test_a_size_that_does_not_fit_on_the_disk_is_refused_with_the_fix(tmp_path: 
     assert bench.disk_shortfall("large", tmp_path / "large") is None
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(100e9, 80e9, 20e9))
     assert "large needs about 34 GB free" in bench.disk_shortfall("large", tmp_path / "large")
+    # So do the raw layer and warehouse of an earlier run (reused or rewritten in place).
+    (tmp_path / "large" / "warehouse").mkdir()
+    with open(tmp_path / "large" / "warehouse" / "shoplens.duckdb", "wb") as f:
+        f.truncate(10**10)  # sparse: 10 GB by size
+    assert "large needs about 24 GB free" in bench.disk_shortfall("large", tmp_path / "large")
 
 
 def test_reuse_ingest_takes_an_earlier_ingest_of_the_same_landing_only(tmp_path: Path) -> None:
