@@ -147,7 +147,10 @@ def test_spark_build_runs_every_node(spark_check: dict) -> None:
         "seed success": sum(1 for n in nodes.values() if n["resource_type"] == "seed"),
         "test pass": sum(1 for n in nodes.values() if n["resource_type"] == "test"),
         "unit_test pass": len(spark_check["manifest"]["unit_tests"]),
+        # the on-run-start hook (the change log for publishing by window: a no-op statement on Spark)
+        "operation success": sum(1 for n in nodes.values() if n["resource_type"] == "operation"),
     }
+    assert want["operation success"] == 1
     assert result.spark_results == want, result.spark_results
     assert want["model success"] >= 36 and want["test pass"] >= 200 and want["unit_test pass"] >= 20
 
